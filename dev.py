@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""One entry point for a fresh machine: it needs nothing but ``python3``.
+
+    python3 dev.py serve [mentara serve options]   # set up .venv, then serve the whole stack
+    python3 dev.py test  [pytest options]          # set up .venv, then lint, type-check and test
+
+Both create ``.venv/`` in the checkout from the pinned locks (``requirements.lock`` for the
+server, ``requirements-dev.lock`` added for the tests) and install this project into it, so
+``.venv/bin/mentara`` exists afterwards. The venv is rebuilt only when a lock or
+``pyproject.toml`` changes (a hash stamp inside the venv records what it was built from).
+
+Environment for ``test``:
+    MENTARA_TEST_SERVICES=embedded|local   embedded (default): the suite starts its own Postgres
+                                           and Redis; local: it uses DATABASE_URL and REDIS_URL
+                                           (default 127.0.0.1:5432 and 127.0.0.1:6379)
+    MENTARA_SKIP_LINT=1                    skip ruff and mypy (CI runs them once, not per mode)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".mentara-stamp"
+
+
+def _fingerprint(with_dev: bool) -> str:
+    digest = hashlib.sha256()
+    files = ["pyproject.toml", "requirements.lock"] + (
+        ["requirements-dev.lock"] if with_dev else []
+    )
+    for name in files:
+        digest.update(name.encode())
+        digest.update((ROOT / name).read_bytes())
+    return ("dev:" if with_dev else "run:") + digest.hexdigest()
+
+
+def _run(*cmd: str | Path) -> None:
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
+
+
+def ensure_venv(with_dev: bool) -> None:
+    """Create or refresh .venv so it matches the locks; a no-op when it already does."""
+    wanted = _fingerprint(with_dev)
+    have = STAMP.read_text().strip() if STAMP.exists() else ""
+    # A dev venv also satisfies a plain run; a run venv must be extended for tests.
+    if have == wanted or (not with_dev and have == _fingerprint(True)):
+        return
+    if not PY.exists():
+        print("dev.py: creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    print("dev.py: installing pinned dependencies into .venv", flush=True)
+    pip = (PY, "-m", "pip", "install", "--disable-pip-version-check", "-q")
+    _run(*pip, "-r", ROOT / "requirements.lock")
+    if with_dev:
+        _run(*pip, "-r", ROOT / "requirements-dev.lock")
+    _run(*pip, "--no-deps", "--no-build-isolation", "-e", ROOT)
+    STAMP.write_text(wanted + "\n")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"serve", "test"}:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_venv(with_dev=command == "test")
+    env = dict(os.environ)
+    if command == "serve":
+        os.execve(BIN / "mentara", [str(BIN / "mentara"), "serve", *rest], env)
+    if env.get("MENTARA_SKIP_LINT") != "1":
+        for step in (
+            (PY, "-m", "ruff", "check", "."),
+            (PY, "-m", "ruff", "format", "--check", "."),
+            (PY, "-m", "mypy"),
+        ):
+            print("dev.py:", " ".join(str(s) for s in step[1:]), flush=True)
+            if subprocess.run([str(s) for s in step], cwd=ROOT).returncode != 0:
+                return 1
+    os.chdir(ROOT)
+    os.execve(PY, [str(PY), "-m", "pytest", *rest], env)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,158 @@
+"""The Starlette application: routes, and the lifespan that owns every shared resource.
+
+The lifespan opens, in order, the token verifier, the Postgres pool (migrations applied under
+an advisory lock) and the Redis client, and closes them in reverse on shutdown: by then the
+transport has already sent 1001 to every socket (see ``server.ws_transport``) and uvicorn has
+waited for the handlers; the pool is closed with a timeout and terminated if that fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from protocol.messages import ClientFrame
+from server import metrics
+from server.auth import AuthSettings, TokenVerifier
+from server.client_socket import ClientSocket, Endpoint
+from server.config import ConfigError, Settings, load_settings
+from server.db import create_pool
+from server.errors import MentaraError
+from server.http_errors import EXCEPTION_HANDLERS, error_response
+
+log = logging.getLogger("mentara.app")
+
+_PROBE_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Resources:
+    """What the lifespan owns; reachable from handlers as ``app.state.resources``."""
+
+    settings: Settings
+    verifier: TokenVerifier
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+
+
+class SessionsNotServed:
+    """The gateway until the session layer is plugged in: every session frame is refused."""
+
+    async def handle(self, sock: ClientSocket, frame: ClientFrame) -> None:
+        raise MentaraError("sessions are not served by this build")
+
+    async def detach(self, sock: ClientSocket) -> None:
+        return None
+
+
+def auth_settings(settings: Settings) -> AuthSettings:
+    return AuthSettings(
+        jwt_secret=settings.jwt_secret,
+        jwks_url=settings.jwks_url,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        authorized_parties=settings.jwt_authorized_parties,
+        role_claim=settings.role_claim,
+        admin_role=settings.admin_role,
+        leeway_s=settings.jwt_leeway_s,
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI app for ``settings``; Postgres and Redis URLs must be set (see ``mentara serve``)."""
+    if settings.database_url is None or settings.redis_url is None:
+        raise ConfigError("DATABASE_URL and REDIS_URL must be set (mentara serve sets them)")
+    if settings.jwt_secret is None and settings.jwks_url is None:
+        raise ConfigError("set MENTARA_JWT_SECRET or MENTARA_JWKS_URL to authenticate clients")
+    database_url, redis_url = settings.database_url, settings.redis_url
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        verifier = TokenVerifier(auth_settings(settings))
+        pool = await create_pool(database_url, max_size=settings.db_pool_max)
+        redis = aioredis.from_url(redis_url, health_check_interval=30)
+        app.state.resources = Resources(settings, verifier, pool, redis)
+        app.state.gateway = SessionsNotServed()
+        try:
+            yield
+        finally:
+            await verifier.aclose()
+            try:
+                await asyncio.wait_for(pool.close(), settings.shutdown_grace_s)
+            except (TimeoutError, Exception):
+                pool.terminate()
+            await redis.aclose()
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        WebSocketRoute("/v1/interview", interview_socket),
+        WebSocketRoute("/v1/admin/watch", admin_socket),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+
+
+def create_app_from_env() -> Starlette:
+    """uvicorn's factory for worker processes: settings from the environment."""
+    from server.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    resources: Resources = request.app.state.resources
+    checks: dict[str, str] = {}
+
+    async def probe(name: str, check: object) -> None:
+        try:
+            await asyncio.wait_for(check, _PROBE_TIMEOUT_S)  # type: ignore[arg-type]
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"unreachable: {type(exc).__name__}"
+
+    await asyncio.gather(
+        probe("postgres", resources.pool.fetchval("SELECT 1")),
+        probe("redis", resources.redis.ping()),
+    )
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ready", **checks})
+    failing = ", ".join(k for k, v in checks.items() if v != "ok")
+    response = error_response(503, "internal", f"not ready: {failing} unreachable")
+    return response
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    body, content_type = metrics.render_metrics()
+    return Response(body, media_type=content_type)
+
+
+async def _serve_socket(ws: WebSocket, endpoint: Endpoint) -> None:
+    resources: Resources = ws.app.state.resources
+    sock = ClientSocket(ws, endpoint, resources.settings, resources.verifier, ws.app.state.gateway)
+    await sock.run()
+
+
+async def interview_socket(ws: WebSocket) -> None:
+    await _serve_socket(ws, Endpoint.INTERVIEW)
+
+
+async def admin_socket(ws: WebSocket) -> None:
+    await _serve_socket(ws, Endpoint.ADMIN)

@@ -1,0 +1,165 @@
+"""The ``mentara`` command line: ``serve``, ``token`` and ``migrate``.
+
+``serve`` is the whole stack in one command: it starts the embedded Postgres and Redis that the
+environment leaves without a URL, applies the migrations, binds the port, says in one line what
+it runs on, runs the uvicorn workers (all sharing one Redis and one Postgres), and on exit stops
+what it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+
+from server.config import ConfigError, Settings, load_settings
+from server.embedded import EmbeddedStack, embedded_jwt_secret, start_embedded
+
+
+def _jwt_secret(settings: Settings) -> str | None:
+    """The configured secret; in embedded mode, the one kept in the data folder."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    if settings.jwks_url and (settings.database_url and settings.redis_url):
+        return None
+    if settings.database_url and settings.redis_url:
+        raise ConfigError(
+            "set MENTARA_JWT_SECRET (or MENTARA_JWKS_URL) when using external servers"
+        )
+    return embedded_jwt_secret(settings.data_dir)
+
+
+def _interviewer_mode() -> str:
+    return (
+        "claude"
+        if os.environ.get("ANTHROPIC_API_KEY")
+        else "offline interviewer (no ANTHROPIC_API_KEY)"
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    workers = args.workers or settings.workers
+    secret = _jwt_secret(settings)
+    stack = start_embedded(settings)
+    metrics_dir = settings.data_dir / "metrics" / str(os.getpid())
+    try:
+        env = {"DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url}
+        if secret:
+            env["MENTARA_JWT_SECRET"] = secret
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        os.environ.update(env)  # workers are spawned with this environment
+        settings = load_settings()
+
+        from server.db import migrate_url
+
+        asyncio.run(migrate_url(stack.database_url))
+        _run_uvicorn(settings, host, port, workers, stack)
+    finally:
+        stack.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _run_uvicorn(
+    settings: Settings, host: str, port: int, workers: int, stack: EmbeddedStack
+) -> None:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from server.asgi_server import bind_socket, uvicorn_config
+    from server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    sock = bind_socket(host, port)
+    real_port = sock.getsockname()[1]
+    config = uvicorn_config(
+        settings, "server.app:create_app_from_env", factory=True, workers=workers, log_config=None
+    )
+    print(
+        f"mentara: serving http://{host}:{real_port} with {workers} worker(s) on "
+        f"{stack.describe()}; {_interviewer_mode()}",
+        flush=True,
+    )
+    server = uvicorn.Server(config)
+    if workers > 1:
+        Multiprocess(config, target=server.run, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from server.auth import mint_dev_token
+
+    settings = load_settings()
+    secret = _jwt_secret(settings)
+    if secret is None:
+        raise ConfigError(
+            "no MENTARA_JWT_SECRET: production tokens come from the identity provider"
+        )
+    token = mint_dev_token(
+        secret,
+        args.user,
+        admin=args.admin,
+        ttl_s=args.ttl,
+        role_claim=settings.role_claim,
+        admin_role=settings.admin_role,
+    )
+    print(token)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from server.db import migrate_url
+
+    settings = load_settings()
+    stack = start_embedded(settings)
+    try:
+        applied = asyncio.run(migrate_url(stack.database_url))
+    finally:
+        stack.stop()
+    print("mentara: applied " + (", ".join(applied) if applied else "nothing; schema is current"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mentara", description="Mentara interview server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve", help="serve the whole stack (embedded Postgres/Redis by default)"
+    )
+    serve.add_argument("--host", help="address to bind (MENTARA_HOST)")
+    serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (MENTARA_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (MENTARA_WORKERS)")
+    serve.set_defaults(func=cmd_serve)
+    token = sub.add_parser("token", help="print a development JWT signed with the local secret")
+    token.add_argument("--user", required=True, help="the user id (sub claim)")
+    token.add_argument("--admin", action="store_true", help="grant the admin role")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.set_defaults(func=cmd_token)
+    migrate = sub.add_parser("migrate", help="apply the database migrations")
+    migrate.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"mentara: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

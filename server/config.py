@@ -1,0 +1,210 @@
+"""Configuration: every environment variable the server reads, in one table.
+
+:data:`ENV_VARS` is the single list of variables, defaults and meanings; the README's
+configuration table is checked against it by a test. :func:`load_settings` reads the
+environment once into an immutable :class:`Settings`; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    default: str
+    meaning: str
+
+
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar(
+        "DATABASE_URL",
+        "(embedded)",
+        "Postgres URL. Unset: an embedded Postgres under MENTARA_DATA_DIR.",
+    ),
+    EnvVar(
+        "REDIS_URL", "(embedded)", "Redis URL. Unset: an embedded Redis under MENTARA_DATA_DIR."
+    ),
+    EnvVar(
+        "MENTARA_DATA_DIR",
+        ".mentara",
+        "Folder for the embedded Postgres and Redis, the generated dev secret and metrics files.",
+    ),
+    EnvVar("MENTARA_HOST", "127.0.0.1", "Address `mentara serve` binds (`--host` overrides)."),
+    EnvVar(
+        "MENTARA_PORT",
+        "8000",
+        "Port `mentara serve` binds; 0 picks a free one (`--port` overrides).",
+    ),
+    EnvVar("MENTARA_WORKERS", "1", "Worker processes for `mentara serve` (`--workers` overrides)."),
+    EnvVar(
+        "MENTARA_JWT_SECRET",
+        "(generated)",
+        "HS256 secret for development tokens. Embedded mode generates one once and keeps it in the data folder.",
+    ),
+    EnvVar(
+        "MENTARA_JWKS_URL",
+        "",
+        "Production: JWKS URL of the identity provider (Clerk); enables RS256 tokens.",
+    ),
+    EnvVar("MENTARA_JWT_ISSUER", "", "Required `iss` of tokens, when set."),
+    EnvVar("MENTARA_JWT_AUDIENCE", "", "Required `aud` of tokens, when set."),
+    EnvVar(
+        "MENTARA_JWT_AUTHORIZED_PARTIES",
+        "",
+        "Comma-separated allowed `azp` values (Clerk), when set.",
+    ),
+    EnvVar("MENTARA_JWT_LEEWAY_S", "5", "Clock leeway for `exp`, `nbf` and `iat`, in seconds."),
+    EnvVar(
+        "MENTARA_ROLE_CLAIM",
+        "role",
+        "Dotted path of the claim that holds the user's role(s), e.g. `metadata.role`.",
+    ),
+    EnvVar("MENTARA_ADMIN_ROLE", "admin", "Role value that grants admin rights."),
+    EnvVar(
+        "MENTARA_AUTH_TIMEOUT_S",
+        "5",
+        "Seconds a socket has to authenticate before it is closed with 4001.",
+    ),
+    EnvVar(
+        "MENTARA_HEARTBEAT_S",
+        "20",
+        "Seconds between WebSocket pings; a socket that misses two is dropped.",
+    ),
+    EnvVar(
+        "MENTARA_MAX_FRAME_BYTES",
+        "262144",
+        "Largest inbound frame; larger frames close the socket with 1009.",
+    ),
+    EnvVar(
+        "MENTARA_SEND_QUEUE_BYTES",
+        "1048576",
+        "Bytes a socket may have queued for sending before it is closed with 4003.",
+    ),
+    EnvVar("MENTARA_RATE_LIMIT_PER_S", "20", "Frames per second a socket may send on average."),
+    EnvVar("MENTARA_RATE_LIMIT_BURST", "40", "Frames a socket may send in a burst."),
+    EnvVar(
+        "MENTARA_RATE_LIMIT_STRIKES",
+        "50",
+        "Rate-limited frames in a row after which the socket is closed with 1008.",
+    ),
+    EnvVar(
+        "MENTARA_REDIS_PREFIX",
+        "mentara:",
+        "Prefix of every Redis key and channel (lets deployments share a Redis).",
+    ),
+    EnvVar("MENTARA_DB_POOL_MAX", "10", "Largest Postgres connection pool per worker."),
+    EnvVar(
+        "MENTARA_SHUTDOWN_GRACE_S", "10", "Seconds sockets and handlers get to finish on shutdown."
+    ),
+    EnvVar("MENTARA_LOG_LEVEL", "info", "Log level: debug, info, warning, error."),
+    EnvVar("MENTARA_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
+    EnvVar(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "(set by serve)",
+        "Folder for multi-process metrics; `mentara serve` sets it under the data folder.",
+    ),
+)
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's whole configuration, read once at start-up."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".mentara")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    jwt_secret: str | None = None
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_authorized_parties: tuple[str, ...] = ()
+    jwt_leeway_s: float = 5.0
+    role_claim: str = "role"
+    admin_role: str = "admin"
+    auth_timeout_s: float = 5.0
+    heartbeat_s: float = 20.0
+    max_frame_bytes: int = 256 * 1024
+    send_queue_bytes: int = 1024 * 1024
+    rate_limit_per_s: float = 20.0
+    rate_limit_burst: int = 40
+    rate_limit_strikes: int = 50
+    redis_prefix: str = "mentara:"
+    db_pool_max: int = 10
+    shutdown_grace_s: float = 10.0
+    log_level: str = "info"
+    log_format: str = "text"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return float(value) if kind is float else value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read :data:`ENV_VARS` from ``env`` (default ``os.environ``); raise ConfigError on bad values."""
+    env = os.environ if env is None else env
+    parties = tuple(
+        p.strip()
+        for p in (_get(env, "MENTARA_JWT_AUTHORIZED_PARTIES") or "").split(",")
+        if p.strip()
+    )
+    log_format = (_get(env, "MENTARA_LOG_FORMAT") or "text").lower()
+    if log_format not in {"text", "json"}:
+        raise ConfigError(f"MENTARA_LOG_FORMAT must be text or json, got {log_format!r}")
+    return Settings(
+        database_url=_get(env, "DATABASE_URL"),
+        redis_url=_get(env, "REDIS_URL"),
+        data_dir=Path(_get(env, "MENTARA_DATA_DIR") or ".mentara").resolve(),
+        host=_get(env, "MENTARA_HOST") or "127.0.0.1",
+        port=int(_number(env, "MENTARA_PORT", 8000, int)),
+        workers=max(1, int(_number(env, "MENTARA_WORKERS", 1, int))),
+        jwt_secret=_get(env, "MENTARA_JWT_SECRET"),
+        jwks_url=_get(env, "MENTARA_JWKS_URL"),
+        jwt_issuer=_get(env, "MENTARA_JWT_ISSUER"),
+        jwt_audience=_get(env, "MENTARA_JWT_AUDIENCE"),
+        jwt_authorized_parties=parties,
+        jwt_leeway_s=_number(env, "MENTARA_JWT_LEEWAY_S", 5.0),
+        role_claim=_get(env, "MENTARA_ROLE_CLAIM") or "role",
+        admin_role=_get(env, "MENTARA_ADMIN_ROLE") or "admin",
+        auth_timeout_s=_number(env, "MENTARA_AUTH_TIMEOUT_S", 5.0),
+        heartbeat_s=_number(env, "MENTARA_HEARTBEAT_S", 20.0),
+        max_frame_bytes=int(_number(env, "MENTARA_MAX_FRAME_BYTES", 256 * 1024, int)),
+        send_queue_bytes=int(_number(env, "MENTARA_SEND_QUEUE_BYTES", 1024 * 1024, int)),
+        rate_limit_per_s=_number(env, "MENTARA_RATE_LIMIT_PER_S", 20.0),
+        rate_limit_burst=int(_number(env, "MENTARA_RATE_LIMIT_BURST", 40, int)),
+        rate_limit_strikes=int(_number(env, "MENTARA_RATE_LIMIT_STRIKES", 50, int)),
+        redis_prefix=_get(env, "MENTARA_REDIS_PREFIX") or "mentara:",
+        db_pool_max=max(2, int(_number(env, "MENTARA_DB_POOL_MAX", 10, int))),
+        shutdown_grace_s=_number(env, "MENTARA_SHUTDOWN_GRACE_S", 10.0),
+        log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),
+        log_format=log_format,
+    )

@@ -1,0 +1,49 @@
+"""Prometheus metrics, correct across worker processes.
+
+``mentara serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before any worker imports this module, so
+every worker writes its samples to files there and :func:`render_metrics` aggregates all live
+workers (prometheus-client's multiprocess mode). Without the variable (tests that run the app
+in-process) the default registry is used. Gauges sum over live processes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+SOCKETS_OPEN = Gauge(
+    "mentara_sockets_open", "WebSockets open now", ["endpoint"], multiprocess_mode="livesum"
+)
+SOCKETS_ACCEPTED = Counter("mentara_sockets_accepted_total", "WebSockets accepted", ["endpoint"])
+SOCKET_CLOSES = Counter(
+    "mentara_socket_closes_total", "WebSockets closed by the server, by close code", ["code"]
+)
+FRAMES_IN = Counter("mentara_frames_received_total", "Client frames received, by type", ["type"])
+FRAME_ERRORS = Counter("mentara_frame_errors_total", "error frames sent, by error code", ["code"])
+AUTH_FAILURES = Counter("mentara_auth_failures_total", "Rejected authentications", ["endpoint"])
+HTTP_REQUESTS = Counter(
+    "mentara_http_requests_total", "HTTP requests, by route and status", ["route", "status"]
+)
+FRAME_HANDLE_SECONDS = Histogram(
+    "mentara_frame_handle_seconds",
+    "Time to handle one client frame",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The Prometheus text exposition of this process, or of all workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,141 @@
+"""The WebSocket transport under the ASGI app: uvicorn's sans-I/O protocol, with one shared
+heartbeat timer per process and 1001 on shutdown.
+
+uvicorn's own keepalive arms two timers per socket (ping, then pong deadline). At tens of
+thousands of mostly idle sockets that is tens of thousands of timer handles churning in the
+event loop's heap. :class:`Heartbeat` instead keeps one timer per process: every
+``interval`` seconds it walks the registered sockets, drops those that left two pings in a row
+unanswered, and pings the rest. A socket costs one set entry and one counter.
+
+Frames over ``ws_max_size`` are refused by the websockets protocol itself with close 1009
+before the application sees them (PROTOCOL.md §6).
+
+Select this class with ``uvicorn.Config(ws=MentaraWebSocketProtocol)`` (or the import string
+``"server.ws_transport:MentaraWebSocketProtocol"``); ``ws_ping_interval`` sets the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
+
+from protocol.errors import CloseCode
+
+log = logging.getLogger("mentara.transport")
+
+#: Pings a socket may leave unanswered before it is dropped as dead.
+MISSED_PINGS_ALLOWED = 2
+
+
+class Heartbeat:
+    """One timer that pings every registered socket of this process each ``interval`` seconds.
+
+    Contract: a socket that has not answered the last two pings when the timer fires is
+    failed with close 1011 (``keepalive ping timeout``); its transport is closed, so the ASGI
+    app receives ``websocket.disconnect``. Registration and removal are O(1).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.sockets: set[MentaraWebSocketProtocol] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self.pings_sent = 0
+        self.dropped = 0
+
+    def register(self, sock: MentaraWebSocketProtocol) -> None:
+        self.sockets.add(sock)
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.interval, self._tick)
+
+    def unregister(self, sock: MentaraWebSocketProtocol) -> None:
+        self.sockets.discard(sock)
+        if not self.sockets and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        self._timer = None
+        for sock in list(self.sockets):
+            try:
+                if sock.unanswered_pings >= MISSED_PINGS_ALLOWED:
+                    self.dropped += 1
+                    self.sockets.discard(sock)
+                    sock.drop_dead_peer()
+                else:
+                    sock.send_heartbeat_ping()
+                    self.pings_sent += 1
+            except Exception:  # one broken transport must not stop the others' heartbeat
+                log.exception("heartbeat failed for one socket")
+                self.sockets.discard(sock)
+        if self.sockets:
+            self._timer = self.loop.call_later(self.interval, self._tick)
+
+
+_heartbeats: dict[tuple[int, float], Heartbeat] = {}
+
+
+def heartbeat_for(loop: asyncio.AbstractEventLoop, interval: float) -> Heartbeat:
+    """The process's heartbeat for this loop and interval (one per server in practice)."""
+    key = (id(loop), interval)
+    beat = _heartbeats.get(key)
+    if beat is None or beat.loop is not loop:
+        beat = _heartbeats[key] = Heartbeat(loop, interval)
+    return beat
+
+
+_PING_PAYLOAD = b"mentara"
+
+
+class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol with the shared heartbeat and a 1001 shutdown."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unanswered_pings = 0
+        self._heartbeat: Heartbeat | None = None
+
+    # Keepalive: replace the per-socket timers with the shared heartbeat.
+    def start_keepalive(self) -> None:
+        if self.ping_interval is not None and self.ping_interval > 0:
+            self._heartbeat = heartbeat_for(self.loop, float(self.ping_interval))
+            self._heartbeat.register(self)
+
+    def stop_keepalive(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.unregister(self)
+            self._heartbeat = None
+
+    def handle_pong(self, event: Frame) -> None:
+        self.unanswered_pings = 0
+
+    def send_heartbeat_ping(self) -> None:
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.unanswered_pings += 1
+        self.conn.send_ping(_PING_PAYLOAD)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+
+    def drop_dead_peer(self) -> None:
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.conn.fail(CloseCode.INTERNAL, "keepalive ping timeout")
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.transport.close()
+
+    def shutdown(self) -> None:
+        """Server shutdown: the client is told 1001 (going away: reconnect and resume)."""
+        self.stop_keepalive()
+        if self.handshake_complete and not self.close_sent and not self.transport.is_closing():
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.GOING_AWAY})
+            self.conn.send_close(CloseCode.GOING_AWAY, "server shutting down")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.transport.close()
+            return
+        super().shutdown()

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from server.config import Settings
+from server.embedded import start_embedded
+from tests.support import (
+    RunningServer,
+    Services,
+    create_database,
+    drop_database,
+    make_settings,
+    running_server,
+    services_mode,
+    with_database,
+)
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    mode = services_mode()
+    stack = None
+    if mode == "local":
+        admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+        redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    elif mode == "embedded":
+        data_dir = tmp_path_factory.mktemp("embedded")
+        stack = start_embedded(Settings(data_dir=data_dir))
+        admin_url, redis_url = stack.database_url, stack.redis_url
+    else:
+        raise pytest.UsageError(f"MENTARA_TEST_SERVICES must be embedded or local, not {mode!r}")
+    name = f"mentara_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(create_database(admin_url, name))
+    try:
+        yield Services(with_database(admin_url, name), redis_url, mode)
+    finally:
+        asyncio.run(drop_database(admin_url, name))
+        if stack is not None:
+            stack.stop()
+
+
+@pytest.fixture
+def settings(services: Services, tmp_path: Path) -> Settings:
+    return make_settings(services, tmp_path)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    async with running_server(settings) as running:
+        yield running
