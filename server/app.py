@@ -101,7 +101,7 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/v1/interview", interview_socket),
         WebSocketRoute("/v1/admin/watch", admin_socket),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
 
 
 def create_app_from_env() -> Starlette:

@@ -204,8 +204,18 @@ class TokenVerifier:
         claims = self._decode(token, key, alg)
         return self._principal(claims)
 
+    async def prefetch_keys(self) -> bool:
+        """Fetch the JWKS now (start-up, readiness); True when signing keys are available.
+
+        True at once when no ``jwks_url`` is configured. Never raises for fetch failures.
+        """
+        return True if self._jwks is None else await self._jwks.prefetch()
+
     async def aclose(self) -> None:
-        """Stop any JWKS fetch and close the HTTP client the verifier created."""
+        """Stop any JWKS fetch and close the HTTP client the verifier created.
+
+        :meth:`verify` must not be called afterwards (it raises ``RuntimeError``).
+        """
         if self._jwks is not None:
             await self._jwks.aclose()
 

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -88,11 +89,28 @@ def _run_uvicorn(
         f"{stack.describe()}; {_interviewer_mode()}",
         flush=True,
     )
-    server = uvicorn.Server(config)
-    if workers > 1:
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
-    else:
-        server.run(sockets=[sock])
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with a
+    # Python-level handler in place that becomes an exception, so the caller's ``finally``
+    # still stops the embedded servers.
+    previous = {sig: signal.signal(sig, _stop_requested) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
+    except StopRequested:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class StopRequested(Exception):
+    """SIGINT or SIGTERM reached ``serve`` after the workers shut down."""
+
+
+def _stop_requested(signum: int, frame: object) -> None:
+    raise StopRequested(signal.Signals(signum).name)
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -139,7 +139,7 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         try:
             # cleanup_mode=None: we stop it ourselves in stop(), at a moment we choose.
-            self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
+            self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
         except Exception as exc:  # pgserver raises bare exceptions with the log attached
             raise EmbeddedError(f"embedded postgres did not start: {exc}") from exc
         self._started_here = not was_running
@@ -160,7 +160,7 @@ class EmbeddedPostgres:
         from pgserver import _commands  # pg_ctl, with the binaries pgserver ships
 
         with contextlib.suppress(Exception):
-            _commands.pg_ctl(
+            _commands.pg_ctl(  # type: ignore[attr-defined]
                 ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user
             )
 

@@ -65,27 +65,27 @@ def parse_jwks(document: Any) -> KeyIndex:
     """
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise JwksFetchError("JWKS document is not an object with a 'keys' list")
-    candidates = [
-        key
-        for key in document["keys"][:MAX_KEYS]
-        if isinstance(key, dict)
-        and isinstance(key.get("kid"), str)
-        and key["kid"]
-        and key.get("use", "sig") == "sig"
-        and key.get("kty") in SUPPORTED_KEY_TYPES
-        # A published private key is a provider misconfiguration; never verify with it.
-        and "d" not in key
-    ]
-    try:
-        key_set = jwt.PyJWKSet(candidates)
-    except jwt.PyJWKSetError as exc:
-        raise JwksFetchError(
-            f"JWKS has no usable signing keys ({len(candidates)} candidates)"
-        ) from exc
     index: KeyIndex = {}
-    for key in key_set:
-        if key.key_id is not None:
-            index.setdefault((key.key_id, key.algorithm_name), key)
+    for data in document["keys"][:MAX_KEYS]:
+        if not (
+            isinstance(data, dict)
+            and isinstance(data.get("kid"), str)
+            and data["kid"]
+            and data.get("use", "sig") == "sig"
+            and isinstance(data.get("kty"), str)
+            and data["kty"] in SUPPORTED_KEY_TYPES
+            and isinstance(data.get("alg", ""), str)
+            # A published private key is a provider misconfiguration; never verify with it.
+            and "d" not in data
+        ):
+            continue
+        try:
+            key = jwt.PyJWK(data)
+        except (jwt.PyJWTError, TypeError, ValueError, KeyError) as exc:
+            # One malformed entry must not cost us the provider's other keys.
+            logger.warning("JWKS key %r skipped: %s", data["kid"], type(exc).__name__)
+            continue
+        index.setdefault((data["kid"], key.algorithm_name), key)
     if not index:
         raise JwksFetchError("JWKS has no usable signing keys")
     return index
@@ -148,6 +148,18 @@ class JwksCache:
         await self._refresh()
         keys = self._keys
         return None if keys is None else keys.get((kid, alg))
+
+    async def prefetch(self) -> bool:
+        """Fetch now unless the keys are fresh (rate limit applies); True when keys are held.
+
+        For start-up, so the first token does not wait for the fetch. Never raises for fetch
+        failures; safe to cancel.
+        """
+        if self._closed:
+            raise RuntimeError("JwksCache is closed")
+        if self._keys is None or self._elapsed(self._fetched_at) >= self._ttl_s:
+            await self._refresh()
+        return self._keys is not None
 
     async def aclose(self) -> None:
         """Cancel an in-flight fetch and close the HTTP client if this cache created it."""

@@ -653,13 +653,16 @@ async def test_unusable_jwks_entries_are_ignored(
             {"kty": "oct", "kid": "ins_oct", "k": b64url(SECRET.encode())},
             {"kty": "RSA", "kid": "ins_broken"},
             "not a key",
+            key_b.jwk(kid="ins_list_alg", alg=["RS256"]),
+            key_b.jwk(kid="ins_list_kty", kty=["RSA"]),
+            key_b.jwk(kid="ins_bad_n", n=12345),
             weak.jwk(),
             key_a.jwk(kid="ins_key_a_sig"),
         ]
     }
     verifier = make_verifier(jwks_url=jwks.url)
     await verifier.verify(key_a.sign(claims(), kid="ins_key_a_sig"))
-    unknown = ["ins_key_a", "ins_key_b", "ins_oct", "ins_broken"]
+    unknown = ["ins_key_a", "ins_key_b", "ins_oct", "ins_broken", "ins_list_alg", "ins_bad_n"]
     for kid in unknown:
         assert (await rejected(verifier, key_a.sign(claims(), kid=kid))).message == (
             "unknown token signing key"
@@ -868,6 +871,23 @@ async def test_unusable_jwks_responses_mean_no_keys(
     clock.advance(30)
     await verifier.verify(token)
     assert jwks.hits == 2
+
+
+async def test_prefetch_keys(
+    make_verifier: MakeVerifier,
+    clock: FakeClock,
+    jwks: JwksEndpoint,
+    closed_port_url: str,
+    key_a: SigningKey,
+) -> None:
+    assert await make_verifier(jwt_secret=SECRET).prefetch_keys()
+    assert not await make_verifier(jwks_url=closed_port_url, jwks_timeout_s=2).prefetch_keys()
+    jwks.publish(key_a)
+    verifier = make_verifier(jwks_url=jwks.url)
+    assert await verifier.prefetch_keys()
+    assert await verifier.prefetch_keys()
+    await verifier.verify(key_a.sign(claims()))
+    assert jwks.hits == 1
 
 
 async def test_injected_http_client_is_used_and_left_open(
