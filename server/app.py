@@ -22,14 +22,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from protocol.messages import ClientFrame
+from scoring.code_runner import RunLimits
 from server import metrics
 from server.auth import AuthSettings, TokenVerifier
 from server.client_socket import ClientSocket, Endpoint
 from server.config import ConfigError, Settings, load_settings
 from server.db import create_pool
-from server.errors import MentaraError
 from server.http_errors import EXCEPTION_HANDLERS, error_response
+from server.http_sessions import SESSION_ROUTES
+from server.interviewer.engine import EngineConfig
+from server.interviewer.factory import make_provider
+from server.sessions.catalog import Catalog
+from server.sessions.code_runs import CodeRunService
+from server.sessions.event_writer import EventWriter
+from server.sessions.manager import SessionConfig, SessionManager
+from server.sessions.store import SessionStore
 
 log = logging.getLogger("mentara.app")
 
@@ -44,16 +51,8 @@ class Resources:
     verifier: TokenVerifier
     pool: asyncpg.Pool
     redis: aioredis.Redis
-
-
-class SessionsNotServed:
-    """The gateway until the session layer is plugged in: every session frame is refused."""
-
-    async def handle(self, sock: ClientSocket, frame: ClientFrame) -> None:
-        raise MentaraError("sessions are not served by this build")
-
-    async def detach(self, sock: ClientSocket) -> None:
-        return None
+    store: SessionStore
+    sessions: SessionManager
 
 
 def auth_settings(settings: Settings) -> AuthSettings:
@@ -77,16 +76,42 @@ def create_app(settings: Settings) -> Starlette:
         raise ConfigError("set MENTARA_JWT_SECRET or MENTARA_JWKS_URL to authenticate clients")
     database_url, redis_url = settings.database_url, settings.redis_url
 
+    catalog = Catalog()  # validates the question bank before the server takes traffic
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         verifier = TokenVerifier(auth_settings(settings))
+        if settings.jwks_url:
+            await verifier.prefetch_keys()
         pool = await create_pool(database_url, max_size=settings.db_pool_max)
         redis = aioredis.from_url(redis_url, health_check_interval=30)
-        app.state.resources = Resources(settings, verifier, pool, redis)
-        app.state.gateway = SessionsNotServed()
+        store = SessionStore(pool)
+        writer = EventWriter(store)
+        writer.start()
+        provider = make_provider(settings)
+        sessions = SessionManager(
+            store=store,
+            writer=writer,
+            provider=provider,
+            catalog=catalog,
+            runner=CodeRunService(RunLimits(), concurrency=settings.code_runs),
+            config=SessionConfig(
+                engine=EngineConfig(
+                    max_tokens=settings.llm_max_tokens,
+                    token_budget=settings.llm_token_budget,
+                    coalesce_window_s=settings.coalesce_ms / 1000,
+                    duration_s=settings.session_duration_s,
+                )
+            ),
+        )
+        app.state.resources = Resources(settings, verifier, pool, redis, store, sessions)
+        app.state.gateway = sessions
         try:
             yield
         finally:
+            await sessions.close()
+            await writer.close(settings.shutdown_grace_s)
+            await provider.aclose()
             await verifier.aclose()
             try:
                 await asyncio.wait_for(pool.close(), settings.shutdown_grace_s)
@@ -100,6 +125,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", metrics_endpoint),
         WebSocketRoute("/v1/interview", interview_socket),
         WebSocketRoute("/v1/admin/watch", admin_socket),
+        *SESSION_ROUTES,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
 

@@ -76,6 +76,7 @@ def _run_uvicorn(
     from uvicorn.supervisors import Multiprocess
 
     from server.asgi_server import bind_socket, uvicorn_config
+    from server.interviewer.factory import describe_provider
     from server.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
@@ -86,7 +87,7 @@ def _run_uvicorn(
     )
     print(
         f"mentara: serving http://{host}:{real_port} with {workers} worker(s) on "
-        f"{stack.describe()}; {_interviewer_mode()}",
+        f"{stack.describe()}; {describe_provider(settings)}",
         flush=True,
     )
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with a

@@ -101,6 +101,40 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "MENTARA_SHUTDOWN_GRACE_S", "10", "Seconds sockets and handlers get to finish on shutdown."
     ),
+    EnvVar(
+        "MENTARA_SESSION_DURATION_S",
+        "2700",
+        "Time limit of an interview; a session past it ends with `time_up`.",
+    ),
+    EnvVar(
+        "MENTARA_LLM_PROVIDER",
+        "auto",
+        "`anthropic`, `offline`, or `auto`: anthropic when ANTHROPIC_API_KEY is set, else offline.",
+    ),
+    EnvVar(
+        "ANTHROPIC_API_KEY",
+        "",
+        "Claude API key (read by the anthropic SDK). Unset: the offline interviewer.",
+    ),
+    EnvVar(
+        "ANTHROPIC_BASE_URL",
+        "(SDK default)",
+        "Claude API base URL, honoured as the SDK does (tests point it at a fake).",
+    ),
+    EnvVar("MENTARA_LLM_MODEL", "claude-sonnet-4-6", "Claude model for the interviewer."),
+    EnvVar("MENTARA_LLM_MAX_TOKENS", "400", "Most tokens in one interviewer turn."),
+    EnvVar(
+        "MENTARA_LLM_TOKEN_BUDGET",
+        "200000",
+        "Most tokens (input and output) one session may spend; then `quota_exceeded`.",
+    ),
+    EnvVar(
+        "MENTARA_COALESCE_MS",
+        "30",
+        "Window in which model tokens are gathered into one `interviewer.delta`.",
+    ),
+    EnvVar("MENTARA_OFFLINE_TOKENS_PER_S", "40", "Pace of the offline interviewer."),
+    EnvVar("MENTARA_CODE_RUNS", "2", "Candidate code runs allowed at once per worker."),
     EnvVar("MENTARA_LOG_LEVEL", "info", "Log level: debug, info, warning, error."),
     EnvVar("MENTARA_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
     EnvVar(
@@ -143,9 +177,27 @@ class Settings:
     redis_prefix: str = "mentara:"
     db_pool_max: int = 10
     shutdown_grace_s: float = 10.0
+    session_duration_s: int = 2700
+    llm_provider: str = "auto"
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    llm_model: str = "claude-sonnet-4-6"
+    llm_max_tokens: int = 400
+    llm_token_budget: int = 200_000
+    llm_stall_timeout_s: float = 20.0
+    llm_backoff_s: float = 0.5
+    coalesce_ms: float = 30.0
+    offline_tokens_per_s: float = 40.0
+    code_runs: int = 2
     log_level: str = "info"
     log_format: str = "text"
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def uses_claude(self) -> bool:
+        if self.llm_provider == "auto":
+            return self.anthropic_api_key is not None
+        return self.llm_provider == "anthropic"
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -180,6 +232,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     log_format = (_get(env, "MENTARA_LOG_FORMAT") or "text").lower()
     if log_format not in {"text", "json"}:
         raise ConfigError(f"MENTARA_LOG_FORMAT must be text or json, got {log_format!r}")
+    provider = (_get(env, "MENTARA_LLM_PROVIDER") or "auto").lower()
+    if provider not in {"auto", "anthropic", "offline"}:
+        raise ConfigError(
+            f"MENTARA_LLM_PROVIDER must be auto, anthropic or offline, got {provider!r}"
+        )
     return Settings(
         database_url=_get(env, "DATABASE_URL"),
         redis_url=_get(env, "REDIS_URL"),
@@ -205,6 +262,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_prefix=_get(env, "MENTARA_REDIS_PREFIX") or "mentara:",
         db_pool_max=max(2, int(_number(env, "MENTARA_DB_POOL_MAX", 10, int))),
         shutdown_grace_s=_number(env, "MENTARA_SHUTDOWN_GRACE_S", 10.0),
+        session_duration_s=int(_number(env, "MENTARA_SESSION_DURATION_S", 2700, int)),
+        llm_provider=provider,
+        anthropic_api_key=_get(env, "ANTHROPIC_API_KEY"),
+        anthropic_base_url=_get(env, "ANTHROPIC_BASE_URL"),
+        llm_model=_get(env, "MENTARA_LLM_MODEL") or "claude-sonnet-4-6",
+        llm_max_tokens=max(1, int(_number(env, "MENTARA_LLM_MAX_TOKENS", 400, int))),
+        llm_token_budget=int(_number(env, "MENTARA_LLM_TOKEN_BUDGET", 200_000, int)),
+        llm_stall_timeout_s=_number(env, "MENTARA_LLM_STALL_S", 20.0),
+        llm_backoff_s=_number(env, "MENTARA_LLM_BACKOFF_S", 0.5),
+        coalesce_ms=_number(env, "MENTARA_COALESCE_MS", 30.0),
+        offline_tokens_per_s=_number(env, "MENTARA_OFFLINE_TOKENS_PER_S", 40.0),
+        code_runs=max(1, int(_number(env, "MENTARA_CODE_RUNS", 2, int))),
         log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),
         log_format=log_format,
     )

@@ -1,0 +1,953 @@
+"""The sandboxed code runner: runs a candidate's Python function against test cases.
+
+:func:`run_tests` (or :meth:`CodeRunner.run_tests`) starts one child Python process per run
+(``python -I -S -B -u``: isolated mode, no site-packages, no bytecode writes, unbuffered
+output), sends it the source and the tests' *arguments* on stdin as JSON, and reads one
+JSON record per test from a separate pipe. The child never sees the expected values: the
+parent compares each returned value with the expected one. The coroutine does not block
+the event loop, and cancelling it is safe (the child is killed and everything cleaned up).
+
+What the sandbox does, in the child, before any candidate code runs (the harness is
+:func:`_sandbox_main`):
+
+- Resource limits: CPU seconds (``RLIMIT_CPU``), address space (``RLIMIT_AS``), processes
+  (``RLIMIT_NPROC``), file size (``RLIMIT_FSIZE``), open files, no core files; the parent
+  enforces a wall-clock timeout and kills the whole process group.
+- An empty environment and a fresh working folder, removed afterwards; stdin is
+  ``/dev/null`` once the harness has read its input.
+- When the server runs as root (detected once by :func:`detect_sandbox_support`):
+  a network namespace with no interface up (no network at all, not even loopback), a
+  private mount namespace where the working folder, ``/tmp``, ``/var/tmp``, ``/dev/shm``
+  and ``/run/lock`` are small private ``tmpfs`` mounts, and then a switch to a dedicated
+  unprivileged uid per concurrent slot (no supplementary groups, ``no_new_privs``), so the
+  process limit counts only this run's processes, the server's files and
+  ``/proc/<pid>/environ`` are out of reach, and every leftover process of that uid is
+  killed after the run. Any of these that the host refuses is left out (the probe says
+  which, in :attr:`SandboxSupport.detail`); a run never silently loses a feature the
+  probe reported as working: if set-up fails, the run is an ``error``.
+- Without root, the child runs as the server's own user: limits, empty environment and
+  working folder still apply, but there is no network isolation, the file system is as
+  readable and writable as it is for the server, and same-user processes (the server's
+  ``/proc/<pid>/environ``, ptrace) are reachable. Do not rely on that mode with secrets.
+
+What a malicious candidate can and cannot do. Candidate code runs in the harness's own
+interpreter, so it can do whatever the harness can: write to the result pipe, exit early,
+replace builtins, read the tests' arguments (hidden ones included: do not echo a hidden
+run's ``stdout_tail`` to the candidate). It cannot make a wrong answer pass: expected
+values never enter the child, a forged record only claims a return value (which the
+function could have returned itself), and a missing or malformed record fails its test.
+It cannot exceed the limits above, print more than :attr:`RunLimits.output_bytes`, or
+outlive the run. Imports: only the standard-library modules the harness loads before
+switching user (:data:`PRELOADED_MODULES`) are importable by default.
+
+Statuses: ``passed`` every test passed; ``failed`` the code ran and some test failed;
+``error`` the code did not compile, crashed or exited outside a test, hit the memory or
+output limit, or the sandbox could not be set up; ``timeout`` the wall-clock or CPU limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, Literal, NoReturn, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "COMPARE_MODES",
+    "DEFAULT_MAX_CONCURRENT",
+    "PRELOADED_MODULES",
+    "CodeRunner",
+    "CompareMode",
+    "RunLimits",
+    "RunResult",
+    "RunStatus",
+    "SandboxSupport",
+    "TestCase",
+    "TestOutcome",
+    "default_runner",
+    "detect_sandbox_support",
+    "run_tests",
+    "values_match",
+]
+
+RunStatus: TypeAlias = Literal["passed", "failed", "error", "timeout"]
+CompareMode: TypeAlias = Literal["exact", "unordered", "sorted", "float"]
+COMPARE_MODES: Final[tuple[CompareMode, ...]] = ("exact", "unordered", "sorted", "float")
+DEFAULT_MAX_CONCURRENT: Final = 2
+PRELOADED_MODULES: Final[tuple[str, ...]] = (
+    "__future__", "abc", "array", "bisect", "cmath", "collections", "collections.abc",
+    "contextlib", "copy", "dataclasses", "datetime", "decimal", "enum", "fractions",
+    "functools", "graphlib", "heapq", "io", "itertools", "json", "math", "numbers",
+    "operator", "queue", "random", "re", "statistics", "string", "struct", "textwrap",
+    "threading", "time", "typing", "unicodedata",
+)  # fmt: skip
+
+_MESSAGE_CHARS: Final = 300
+_VALUE_CHARS: Final = 120
+_KILL_GRACE_S: Final = 0.5
+# Sandbox uids: a block of 256 per server process (pid_max is at most 2**22), far above
+# any real account, so two workers on one host never share a uid.
+_UID_BASE: Final = 1_000_000_000
+_SLOTS_PER_PROCESS: Final = 256
+_PROBE_SLOT: Final = _SLOTS_PER_PROCESS - 1
+
+
+class TestCase(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One test: call the function with ``args`` (JSON values), expect ``expected``."""
+
+    __test__: ClassVar[bool] = False  # not a pytest class
+
+    name: str
+    args: tuple[Any, ...]
+    expected: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TestOutcome:
+    """One test's result; ``message`` says why it failed (None when it passed)."""
+
+    __test__: ClassVar[bool] = False
+
+    name: str
+    passed: bool
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A run's outcome, shaped like ``code.result`` (PROTOCOL.md §4); ``error`` explains an
+    ``error`` or ``timeout`` status in one line, safe to show to the candidate."""
+
+    status: RunStatus
+    tests: tuple[TestOutcome, ...]
+    stdout_tail: str
+    duration_ms: int
+    error: str | None = None
+
+    @property
+    def passed_count(self) -> int:
+        return sum(1 for t in self.tests if t.passed)
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    """Limits of one run. ``cpu_seconds`` is whole seconds (the kernel's granularity)."""
+
+    cpu_seconds: int = 3
+    wall_seconds: float = 6.0
+    memory_bytes: int = 256 * 1024 * 1024
+    max_processes: int = 8
+    file_size_bytes: int = 1024 * 1024
+    open_files: int = 64
+    workdir_bytes: int = 16 * 1024 * 1024
+    output_bytes: int = 1024 * 1024
+    stdout_tail_chars: int = 2000
+    result_bytes: int = 8 * 1024 * 1024
+    value_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"RunLimits.{name} must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSupport:
+    """Which isolation features the host allows; see the module docstring."""
+
+    drop_privileges: bool
+    network_namespace: bool
+    mount_namespace: bool
+    detail: str
+
+    @classmethod
+    def minimal(cls, detail: str) -> SandboxSupport:
+        """Limits, empty environment and working folder only."""
+        return cls(False, False, False, detail)
+
+
+_support: SandboxSupport | None = None
+
+
+async def detect_sandbox_support() -> SandboxSupport:
+    """Probe once per process (cached) which isolation the host allows.
+
+    Runs the harness in probe mode as a child: as root it tries a network namespace, a
+    mount namespace with a tmpfs, and a switch of uid. Never raises; a failed probe
+    reports the feature unavailable with the reason in ``detail``.
+    """
+    global _support
+    if _support is None:
+        _support = await _probe()
+    return _support
+
+
+async def _probe() -> SandboxSupport:
+    if sys.platform != "linux":
+        return SandboxSupport.minimal(f"no isolation beyond limits on {sys.platform}")
+    if os.geteuid() != 0:
+        return SandboxSupport.minimal(
+            "not root: code runs as the server's user, without network or mount namespaces"
+        )
+    workdir = tempfile.mkdtemp(prefix="mentara-probe-")
+    config = {"probe": True, "workdir": workdir, "uid": _UidSlots.uid(_PROBE_SLOT)}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *_harness_command(config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env={},
+            cwd=workdir,
+            start_new_session=True,
+        )
+        try:
+            async with asyncio.timeout(10):
+                out, _ = await proc.communicate()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        found = json.loads(out)
+        return SandboxSupport(
+            drop_privileges=bool(found["drop"]),
+            network_namespace=bool(found["net"]),
+            mount_namespace=bool(found["mount"]),
+            detail=str(found["detail"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, TimeoutError) as exc:
+        return SandboxSupport.minimal(f"sandbox probe failed: {type(exc).__name__}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _UidSlots:
+    """Process-wide pool of sandbox uids, one per concurrently running child."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._used: set[int] = set()
+
+    def acquire(self) -> int:
+        with self._lock:
+            for slot in range(_PROBE_SLOT):
+                if slot not in self._used:
+                    self._used.add(slot)
+                    return slot
+        raise RuntimeError("no free sandbox uid slot")
+
+    def release(self, slot: int) -> None:
+        with self._lock:
+            self._used.discard(slot)
+
+    @staticmethod
+    def uid(slot: int) -> int:
+        return _UID_BASE + (os.getpid() % (1 << 22)) * _SLOTS_PER_PROCESS + slot
+
+
+_uid_slots = _UidSlots()
+
+
+@dataclass
+class _ChildOutput:
+    stdout_tail: bytes = b""
+    stdout_total: int = 0
+    results: bytearray = field(default_factory=bytearray)
+    output_exceeded: bool = False
+    results_exceeded: bool = False
+
+
+class CodeRunner:
+    """Runs candidate code, at most ``max_concurrent`` children at a time.
+
+    One runner belongs to one event loop. ``support`` overrides the probed isolation (tests
+    use it to exercise the fallback); by default :func:`detect_sandbox_support` decides.
+    """
+
+    def __init__(
+        self, max_concurrent: int = DEFAULT_MAX_CONCURRENT, *, support: SandboxSupport | None = None
+    ) -> None:
+        if not 1 <= max_concurrent < _SLOTS_PER_PROCESS:
+            raise ValueError(f"max_concurrent must be 1 to {_SLOTS_PER_PROCESS - 1}")
+        self._max_concurrent = max_concurrent
+        self._semaphore = asyncio.Semaphore(max_concurrent)
+        self._support = support
+        self._active = 0
+
+    @property
+    def max_concurrent(self) -> int:
+        return self._max_concurrent
+
+    @property
+    def active_runs(self) -> int:
+        """Children running now (at most ``max_concurrent``)."""
+        return self._active
+
+    async def run_tests(
+        self,
+        source: str,
+        function_name: str,
+        tests: Sequence[TestCase],
+        *,
+        compare: CompareMode = "exact",
+        tolerance: float = 1e-6,
+        limits: RunLimits = RunLimits(),
+    ) -> RunResult:
+        """Run ``function_name`` from ``source`` on each test, in order, in one child.
+
+        Waits for a free slot first. Raises :class:`ValueError` for an unknown ``compare``
+        mode, a ``function_name`` that is not an identifier, or test arguments that are not
+        JSON values; everything the candidate's code does is reported in the result.
+        ``message`` of a failed test shows expected and actual values: show it to the
+        candidate for visible tests only. Safe to cancel.
+        """
+        if compare not in COMPARE_MODES:
+            raise ValueError(f"unknown compare mode {compare!r}")
+        if not function_name.isidentifier():
+            raise ValueError(f"{function_name!r} is not a Python identifier")
+        try:
+            arguments = [json.dumps(list(t.args), allow_nan=False) for t in tests]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"test arguments must be JSON values: {exc}") from None
+        payload = json.dumps(
+            {"source": source, "function_name": function_name, "tests": arguments}
+        ).encode()
+        support = self._support or await detect_sandbox_support()
+        async with self._semaphore:
+            self._active += 1
+            try:
+                return await self._run(payload, tests, compare, tolerance, limits, support)
+            finally:
+                self._active -= 1
+
+    async def _run(
+        self,
+        payload: bytes,
+        tests: Sequence[TestCase],
+        compare: CompareMode,
+        tolerance: float,
+        limits: RunLimits,
+        support: SandboxSupport,
+    ) -> RunResult:
+        slot = _uid_slots.acquire() if support.drop_privileges else None
+        uid = None if slot is None else _UidSlots.uid(slot)
+        workdir = tempfile.mkdtemp(prefix="mentara-run-")
+        try:
+            if uid is not None and not support.mount_namespace:
+                os.chown(workdir, uid, uid)
+            config = {
+                "workdir": workdir,
+                "uid": uid,
+                "net": support.network_namespace,
+                "mount": support.mount_namespace,
+                "preload": PRELOADED_MODULES,
+                "limits": {
+                    "cpu": limits.cpu_seconds,
+                    "memory": limits.memory_bytes,
+                    "nproc": limits.max_processes,
+                    "fsize": limits.file_size_bytes,
+                    "nofile": limits.open_files,
+                    "workdir": limits.workdir_bytes,
+                    "value": limits.value_bytes,
+                },
+            }
+            started = time.monotonic()
+            output, returncode, timed_out = await self._spawn(config, payload, limits, uid)
+            duration_ms = round((time.monotonic() - started) * 1000)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            if slot is not None:
+                _uid_slots.release(slot)
+        return _judge(tests, compare, tolerance, limits, output, returncode, timed_out, duration_ms)
+
+    async def _spawn(
+        self, config: dict[str, Any], payload: bytes, limits: RunLimits, uid: int | None
+    ) -> tuple[_ChildOutput, int | None, bool]:
+        """Run the harness; return its output, its exit code (None when the parent killed
+        it) and whether the wall clock ran out."""
+        read_fd, write_fd = os.pipe()
+        config["result_fd"] = write_fd
+        try:
+            results_file = os.fdopen(read_fd, "rb", buffering=0)
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *_harness_command(config),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                pass_fds=(write_fd,),
+                env={},
+                cwd=config["workdir"],
+                start_new_session=True,
+            )
+        except BaseException:
+            results_file.close()
+            raise
+        finally:
+            os.close(write_fd)
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+        output = _ChildOutput()
+        tail_bytes = limits.stdout_tail_chars * 4
+        results = asyncio.StreamReader()
+
+        def kill_group() -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        async def feed() -> None:
+            try:
+                stdin.write(payload)
+                await stdin.drain()
+            except ConnectionError:
+                pass  # the child exited without reading its input; its result says why
+            finally:
+                stdin.close()
+
+        async def pump_stdout() -> None:
+            while chunk := await stdout.read(65536):
+                output.stdout_total += len(chunk)
+                output.stdout_tail = (output.stdout_tail + chunk)[-tail_bytes:]
+                if output.stdout_total > limits.output_bytes:
+                    output.output_exceeded = True
+                    kill_group()
+                    return
+
+        async def pump_results() -> None:
+            while chunk := await results.read(65536):
+                if len(output.results) + len(chunk) > limits.result_bytes:
+                    output.results_exceeded = True
+                    kill_group()
+                    return
+                output.results += chunk
+
+        transport: asyncio.BaseTransport | None = None
+        tasks: list[asyncio.Task[None]] = []
+        timed_out = False
+        try:
+            transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(results), results_file
+            )
+            tasks = [
+                asyncio.create_task(feed()),
+                asyncio.create_task(pump_stdout()),
+                asyncio.create_task(pump_results()),
+            ]
+            try:
+                async with asyncio.timeout(limits.wall_seconds):
+                    await proc.wait()
+            except TimeoutError:
+                timed_out = True
+        finally:
+            # Once the harness has exited and been reaped, its group id could in theory be
+            # reused; with a sandbox uid the sweep below is exact, so killpg is not needed.
+            if uid is None or proc.returncode is None:
+                kill_group()
+            await proc.wait()
+            if uid is not None:
+                await asyncio.to_thread(_kill_uid, uid)
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=_KILL_GRACE_S)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if transport is not None:
+                transport.close()
+            else:
+                results_file.close()
+            # A process that escaped the group can hold stdout open; close our end.
+            stdout_transport = getattr(proc, "_transport", None)
+            if isinstance(stdout_transport, asyncio.SubprocessTransport):
+                stdout_transport.close()
+        killed = timed_out or output.output_exceeded or output.results_exceeded
+        return output, None if killed else proc.returncode, timed_out
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every live process of ``uid`` until none is left (bounded rounds).
+
+    Race-free against pid reuse: a pidfd pins the process before its uid is checked.
+    """
+    for _ in range(50):
+        found = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                pidfd = os.pidfd_open(int(name))
+            except OSError:
+                continue
+            try:
+                if _proc_uid(name) == uid:
+                    found = True
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+            finally:
+                os.close(pidfd)
+        if not found:
+            return
+        time.sleep(0.01)
+
+
+def _proc_uid(pid: str) -> int | None:
+    """The real uid of a live, non-zombie process, from ``/proc/<pid>/status``."""
+    uid = None
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("State:") and "Z" in line.split()[1]:
+                return None
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+                break
+    return uid
+
+
+def _judge(
+    tests: Sequence[TestCase],
+    compare: CompareMode,
+    tolerance: float,
+    limits: RunLimits,
+    output: _ChildOutput,
+    returncode: int | None,
+    timed_out: bool,
+    duration_ms: int,
+) -> RunResult:
+    records: dict[int, dict[str, Any]] = {}
+    fatal: str | None = None
+    ready = done = False
+    for line in bytes(output.results).splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        if record.get("ready") is True:
+            ready = True
+        elif record.get("done") is True:
+            done = True
+        elif record.get("fatal") is True and fatal is None:
+            fatal = _clip(str(record.get("message", "")), _MESSAGE_CHARS)
+        elif isinstance(record.get("i"), int) and record["i"] not in records:
+            records[record["i"]] = record
+
+    status: RunStatus
+    error: str | None = None
+    signum = -returncode if returncode is not None and returncode < 0 else None
+    if timed_out or signum == signal.SIGXCPU:
+        status, error = "timeout", "time limit exceeded"
+    elif output.output_exceeded:
+        status, error = "error", f"output limit exceeded ({limits.output_bytes} bytes)"
+    elif output.results_exceeded:
+        status, error = "error", "return values too large"
+    elif fatal is not None:
+        status, error = "error", fatal
+    elif signum == signal.SIGKILL and duration_ms >= limits.cpu_seconds * 900:
+        status, error = "timeout", "time limit exceeded"
+    elif signum is not None:
+        status, error = "error", f"the program crashed ({_signal_name(signum)})"
+    elif not ready:
+        status, error = "error", "the sandbox could not start the program"
+    elif not done:
+        status, error = "error", f"the program exited before all tests ran (code {returncode})"
+    else:
+        status = "passed"
+
+    outcomes: list[TestOutcome] = []
+    first_missing = True
+    for index, test in enumerate(tests):
+        record = records.get(index)
+        if record is None:
+            if status == "timeout" and first_missing:
+                message = "time limit exceeded"
+            else:
+                message = f"not run: {error}" if error else "no result"
+            first_missing = False
+            outcomes.append(TestOutcome(test.name, False, message))
+        elif record.get("ok") is True and "value" in record:
+            got = record["value"]
+            if values_match(test.expected, got, compare, tolerance):
+                outcomes.append(TestOutcome(test.name, True))
+            else:
+                order = " (in any order)" if compare in ("unordered", "sorted") else ""
+                outcomes.append(
+                    TestOutcome(
+                        test.name,
+                        False,
+                        f"expected {_show(test.expected)}{order}, got {_show(got)}",
+                    )
+                )
+        else:
+            message = _clip(str(record.get("error") or "failed"), _MESSAGE_CHARS)
+            outcomes.append(TestOutcome(test.name, False, message))
+    if status == "passed" and not all(o.passed for o in outcomes):
+        status = "failed"
+    tail = output.stdout_tail.decode("utf-8", "replace")[-limits.stdout_tail_chars :]
+    return RunResult(status, tuple(outcomes), tail, duration_ms, error)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _show(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return _clip(text, _VALUE_CHARS)
+
+
+def values_match(expected: Any, got: Any, compare: CompareMode, tolerance: float = 1e-6) -> bool:
+    """Whether ``got`` matches ``expected`` (both JSON values) under ``compare``.
+
+    ``exact``: equal JSON values (``True`` is not ``1``; ``2`` equals ``2.0``).
+    ``unordered``: lists equal as multisets (the top level only). ``sorted``: lists equal
+    as multisets at every depth. ``float``: numbers within ``tolerance`` (relative or
+    absolute), at any depth. Where ``expected`` is not a list, the list modes are exact.
+    """
+    if compare == "float":
+        return _close(expected, got, tolerance)
+    if compare in ("unordered", "sorted") and isinstance(expected, list):
+        if not isinstance(got, list) or len(got) != len(expected):
+            return False
+        deep = compare == "sorted"
+        return sorted(_key(v, deep) for v in expected) == sorted(_key(v, deep) for v in got)
+    return _equal(expected, got)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_equal, a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and bool(a == b)
+
+
+def _close(a: Any, b: Any, tolerance: float) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return _equal(a, b)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+    if isinstance(a, list):
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(_close(x, y, tolerance) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_close(a[k], b[k], tolerance) for k in a)
+        )
+    return _equal(a, b)
+
+
+def _key(value: Any, deep: bool) -> str:
+    """A canonical JSON text: equal keys for values that are :func:`_equal` (with list order
+    ignored at every depth when ``deep``)."""
+    return json.dumps(_canonical(value, deep), sort_keys=True)
+
+
+def _canonical(value: Any, deep: bool) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        items = [_canonical(v, deep) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True)) if deep else items
+    if isinstance(value, dict):
+        return {k: _canonical(v, deep) for k, v in value.items()}
+    return value
+
+
+_default_runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CodeRunner] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def default_runner() -> CodeRunner:
+    """The running loop's shared runner (``DEFAULT_MAX_CONCURRENT`` runs at a time)."""
+    loop = asyncio.get_running_loop()
+    runner = _default_runners.get(loop)
+    if runner is None:
+        runner = _default_runners[loop] = CodeRunner()
+    return runner
+
+
+async def run_tests(
+    source: str,
+    function_name: str,
+    tests: Sequence[TestCase],
+    *,
+    compare: CompareMode = "exact",
+    tolerance: float = 1e-6,
+    limits: RunLimits = RunLimits(),
+) -> RunResult:
+    """:meth:`CodeRunner.run_tests` on :func:`default_runner`."""
+    return await default_runner().run_tests(
+        source, function_name, tests, compare=compare, tolerance=tolerance, limits=limits
+    )
+
+
+def _harness_command(config: dict[str, Any]) -> list[str]:
+    return [sys.executable, "-I", "-S", "-B", "-u", "-c", _HARNESS_SOURCE, json.dumps(config)]
+
+
+def _sandbox_main(config_text: str) -> None:
+    """The child's harness. Runs in a bare interpreter from its own source text, so it
+    imports only the standard library, and only inside this function.
+
+    Order matters: namespaces and mounts (as root), then the uid switch, then limits, then
+    the input, then the import lockdown, then candidate code.
+    """
+    import builtins
+    import ctypes
+    import json
+    import os
+    import resource
+    import sys
+    from collections.abc import Callable
+
+    config = json.loads(config_text)
+    for module in config.get("preload", ()):
+        __import__(module)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+    libc.mount.argtypes += [ctypes.c_char_p]
+    clone_newns, clone_newipc, clone_newnet = 0x00020000, 0x08000000, 0x40000000
+    ms_nosuid, ms_nodev, ms_noexec, ms_rec, ms_private = 2, 4, 8, 0x4000, 1 << 18
+    pr_set_no_new_privs = 38
+    workdir: str = config["workdir"]
+
+    def os_error(what: str) -> OSError:
+        errno = ctypes.get_errno()
+        return OSError(errno, f"{what}: {os.strerror(errno)}")
+
+    def mount_tmpfs(path: str, options: str) -> None:
+        flags = ms_nosuid | ms_nodev | ms_noexec
+        if libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, options.encode()) != 0:
+            raise os_error(f"mount {path}")
+
+    def enter_namespaces(net: bool, mount: bool, uid: int) -> None:
+        flags = (clone_newnet if net else 0) | (clone_newns | clone_newipc if mount else 0)
+        if flags and libc.unshare(flags) != 0:
+            raise os_error("unshare")
+        if mount:
+            if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+                raise os_error("make mounts private")
+            for shared in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
+                if os.path.isdir(shared) and not os.path.islink(shared):
+                    mount_tmpfs(shared, "size=1m,nr_inodes=64,mode=1777")
+            os.makedirs(workdir, exist_ok=True)
+            size = config.get("limits", {}).get("workdir", 1 << 20)
+            mount_tmpfs(workdir, f"size={size},nr_inodes=1024,mode=0700,uid={uid},gid={uid}")
+
+    def drop_privileges(uid: int) -> None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        if os.getuid() != uid or os.geteuid() != uid or os.getegid() != uid:
+            raise OSError("could not switch user")
+
+    if config.get("probe"):
+        found = {"net": False, "mount": False, "drop": False}
+        notes = []
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("net", lambda: enter_namespaces(True, False, 0)),
+            ("mount", lambda: enter_namespaces(False, True, config["uid"])),
+            ("drop", lambda: drop_privileges(config["uid"])),
+        ]
+        for feature, step in steps:
+            try:
+                step()
+                found[feature] = True
+            except OSError as exc:
+                notes.append(f"{feature}: {exc.strerror or exc}")
+        found_text = ", ".join(k for k, v in found.items() if v) or "none"
+        print(json.dumps({**found, "detail": f"available: {found_text}; " + "; ".join(notes)}))
+        return
+
+    result_fd = 3
+    if config["result_fd"] != result_fd:
+        os.dup2(config["result_fd"], result_fd)
+        os.close(config["result_fd"])
+    value_limit = int(config["limits"]["value"])
+
+    def send(line: str) -> None:
+        data = (line + "\n").encode()
+        while data:
+            data = data[os.write(result_fd, data) :]
+
+    def emit(record: dict[str, object]) -> None:
+        send(json.dumps(record))
+
+    def fatal(message: str) -> NoReturn:
+        emit({"fatal": True, "message": message})
+        os._exit(0)
+
+    uid = config["uid"]
+    try:
+        if config["net"] or config["mount"]:
+            if config["net"]:
+                __import__("socket")  # sockets exist; with no interface up they go nowhere
+            enter_namespaces(config["net"], config["mount"], uid if uid is not None else 0)
+        if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
+            raise os_error("no_new_privs")
+        if uid is not None:
+            drop_privileges(uid)
+        os.chdir(workdir)
+        limits = config["limits"]
+        cpu = int(limits["cpu"])
+        for kind, value in (
+            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+            (resource.RLIMIT_AS, (limits["memory"],) * 2),
+            (resource.RLIMIT_NPROC, (limits["nproc"],) * 2),
+            (resource.RLIMIT_FSIZE, (limits["fsize"],) * 2),
+            (resource.RLIMIT_NOFILE, (limits["nofile"],) * 2),
+            (resource.RLIMIT_CORE, (0, 0)),
+        ):
+            resource.setrlimit(kind, value)
+        payload = json.loads(sys.stdin.buffer.read())
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+    except (OSError, ValueError) as exc:
+        fatal(f"sandbox setup failed: {exc}")
+    for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
+        del sys.modules[name]
+    # Only what is already loaded (and built-in modules) can be imported from here on, so
+    # the set of importable modules is the same whether or not the stdlib is readable.
+    sys.meta_path[:] = [
+        finder
+        for finder in sys.meta_path
+        if getattr(finder, "__name__", "") in ("BuiltinImporter", "FrozenImporter")
+    ]
+    sys.argv = ["solution.py"]
+    emit({"ready": True})
+
+    def describe(exc: BaseException) -> str:
+        line = None
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<solution>":
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if isinstance(exc, SyntaxError):
+            line = exc.lineno
+            text = exc.msg
+        else:
+            try:
+                text = str(exc)
+            except Exception:
+                text = ""
+        text = text if len(text) <= 200 else text[:199] + "…"
+        name = type(exc).__name__
+        where = f" (line {line})" if line else ""
+        return f"{name}: {text}{where}" if text else f"{name}{where}"
+
+    def plain(value: object, depth: int = 0) -> object:
+        if depth > 100:
+            raise ValueError("nested too deeply")
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            return float(value)
+        if isinstance(value, str):
+            return str.__str__(value)
+        if isinstance(value, list | tuple):
+            return [plain(v, depth + 1) for v in value]
+        if isinstance(value, set | frozenset):
+            items = [plain(v, depth + 1) for v in value]
+            return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+        if isinstance(value, dict):
+            return {str(k): plain(v, depth + 1) for k, v in value.items()}
+        raise TypeError(f"returned a {type(value).__name__}, which is not a plain value")
+
+    namespace: dict[str, object] = {"__name__": "solution", "__builtins__": builtins}
+    try:
+        code = compile(payload["source"], "<solution>", "exec", dont_inherit=True)
+    except MemoryError:
+        fatal("MemoryError: memory limit exceeded")
+    except (SyntaxError, ValueError, RecursionError) as exc:
+        fatal(describe(exc))
+    try:
+        exec(code, namespace)
+    except MemoryError:
+        fatal("MemoryError: memory limit exceeded")
+    except BaseException as exc:
+        fatal(describe(exc))
+    function_name = payload["function_name"]
+    function = namespace.get(function_name)
+    solution_class = namespace.get("Solution")
+    if function is None and isinstance(solution_class, type):
+        with_method = getattr(solution_class, function_name, None)
+        if with_method is not None:
+            try:
+                function = getattr(solution_class(), function_name)
+            except BaseException as exc:
+                fatal(describe(exc))
+    if function is None:
+        fatal(f"NameError: function '{function_name}' is not defined")
+    if not callable(function):
+        fatal(f"TypeError: '{function_name}' is not a function")
+    assert callable(function)
+    harness_pid = os.getpid()
+    for index, args_text in enumerate(payload["tests"]):
+        try:
+            value = function(*json.loads(args_text))
+            if os.getpid() != harness_pid:
+                os._exit(0)  # a child the candidate forked returned into the harness
+            text = json.dumps(plain(value))
+            if len(text) > value_limit:
+                emit({"i": index, "ok": False, "error": "return value too large"})
+            else:
+                send(f'{{"i": {index}, "ok": true, "value": {text}}}')
+        except MemoryError:
+            fatal("MemoryError: memory limit exceeded")
+        except BaseException as exc:
+            if os.getpid() != harness_pid:
+                os._exit(0)
+            emit({"i": index, "ok": False, "error": describe(exc)})
+    sys.stdout.flush()
+    emit({"done": True})
+    os._exit(0)
+
+
+_HARNESS_SOURCE: Final = (
+    "from __future__ import annotations\n"
+    + inspect.getsource(_sandbox_main)
+    + "\nimport sys\n_sandbox_main(sys.argv[1])\n"
+)

@@ -1,0 +1,29 @@
+"""Which LLM provider a worker uses, from the settings."""
+
+from __future__ import annotations
+
+from server.config import Settings
+from server.interviewer.offline_provider import OfflineProvider
+from server.interviewer.provider import LLMProvider
+
+
+def make_provider(settings: Settings) -> LLMProvider:
+    """Claude when configured (an API key, or MENTARA_LLM_PROVIDER=anthropic), else offline."""
+    if settings.uses_claude:
+        from server.interviewer.anthropic_provider import AnthropicProvider
+
+        return AnthropicProvider(
+            api_key=settings.anthropic_api_key,
+            base_url=settings.anthropic_base_url,
+            model=settings.llm_model,
+            first_token_timeout_s=settings.llm_stall_timeout_s,
+            stall_timeout_s=settings.llm_stall_timeout_s,
+            backoff_base_s=settings.llm_backoff_s,
+        )
+    return OfflineProvider(tokens_per_s=settings.offline_tokens_per_s)
+
+
+def describe_provider(settings: Settings) -> str:
+    if settings.uses_claude:
+        return f"interviewer: Claude ({settings.llm_model})"
+    return "interviewer: offline script (no ANTHROPIC_API_KEY)"

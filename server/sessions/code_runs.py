@@ -1,0 +1,67 @@
+"""``code.run``: the latest code against the question's visible tests, off the event loop.
+
+The sandboxed runner lives in ``scoring.code_runner`` (a child process with limits, bounded
+concurrency); this module turns its result into a ``code.result`` event and tells the
+interviewer when the code passes.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from protocol.messages import CodeResult, TestOutcome
+from scoring.code_runner import CodeRunner, RunLimits
+from server.errors import MentaraError
+from server.sessions.live import LiveSession
+from server.sessions.log import LoggedEvent
+
+_run_ids = itertools.count(1)
+
+
+class NothingToRun(MentaraError):
+    pass
+
+
+class CodeRunService:
+    """Runs sessions' code with ``scoring``'s sandboxed runner, ``concurrency`` at a time."""
+
+    def __init__(self, limits: RunLimits | None = None, *, concurrency: int = 2) -> None:
+        self.limits = limits or RunLimits()
+        self.runner = CodeRunner(max_concurrent=concurrency)
+
+    async def run(self, session: LiveSession) -> LoggedEvent:
+        session.ensure_open()
+        code = session.code
+        if code is None:
+            raise NothingToRun("send code.update before code.run")
+        question = session.question
+        if getattr(question, "function_name", None) is None:
+            raise NothingToRun("this question has no code to run")
+        result = await self.runner.run_tests(
+            code.source,
+            question.function_name,
+            question.visible_tests,
+            compare=question.compare,
+            tolerance=question.tolerance,
+            limits=self.limits,
+        )
+        logged = await session.log.append(
+            CodeResult(
+                run_id=f"r{next(_run_ids)}-{session.log.last_seq + 1}",
+                version=code.version,
+                status=result.status,
+                tests=[
+                    TestOutcome(name=t.name, passed=t.passed, message=t.message)
+                    if t.message
+                    else TestOutcome(name=t.name, passed=t.passed)
+                    for t in result.tests
+                ],
+                stdout_tail=result.stdout_tail,
+                duration_ms=result.duration_ms,
+                seq=0,
+                ts=0,
+            )
+        )
+        if result.status == "passed":
+            await session.engine.code_passed()
+        return logged

@@ -1,0 +1,162 @@
+"""Write-behind to Postgres: session events and their side records, in batches.
+
+Contract:
+- :meth:`EventWriter.submit` queues records and returns a future that resolves once they are
+  committed. Client input is acked only after its future resolves; interviewer deltas do not
+  wait (write-behind).
+- Records are written in submission order, in batches of at most ``max_batch`` records,
+  flushed at least every ``max_delay_s``.
+- A failed flush (Postgres restarting, say) is retried with capped exponential backoff until
+  it succeeds or the writer is closed; nothing submitted is dropped, and the futures wait.
+- The queue is bounded (``max_pending`` records): ``submit`` waits for room, so a Postgres
+  outage slows the sessions down instead of growing memory without bound.
+- :meth:`close` flushes what is queued (within ``timeout``) and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import asyncpg
+
+from server.sessions.store import SessionStore, WriteBatch
+
+log = logging.getLogger("mentara.writer")
+
+#: Errors that mean "Postgres is not reachable right now": the same batch is retried.
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+
+@dataclass
+class Records:
+    """The rows one logical change adds (see WriteBatch for their shapes)."""
+
+    events: tuple[tuple[str, int, str, int, str], ...] = ()
+    inputs: tuple[tuple[str, str, int | None], ...] = ()
+    turns: tuple[tuple[str, str, str, str, int, int | None, str | None], ...] = ()
+    snapshots: tuple[tuple[str, int, str, str, str, int], ...] = ()
+    endings: tuple[tuple[str, str], ...] = ()
+
+    def size(self) -> int:
+        return (
+            len(self.events)
+            + len(self.inputs)
+            + len(self.turns)
+            + len(self.snapshots)
+            + len(self.endings)
+        )
+
+
+class EventWriter:
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        max_batch: int = 500,
+        max_delay_s: float = 0.01,
+        max_pending: int = 50_000,
+        retry_max_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.max_pending = max_pending
+        self.retry_max_s = retry_max_s
+        self._queue: deque[tuple[Records, asyncio.Future[None]]] = deque()
+        self._pending = 0
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.flushes = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-writer")
+
+    async def submit(self, records: Records) -> asyncio.Future[None]:
+        """Queue ``records``; the returned future resolves once they are committed."""
+        size = max(1, records.size())
+        if self._pending + size > self.max_pending:
+            async with self._room:
+                await self._room.wait_for(lambda: self._pending + size <= self.max_pending)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((records, future))
+        self._pending += size
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        while not (self._closing and not self._queue):
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if len(self._queue) < self.max_batch and not self._closing:
+                await asyncio.sleep(self.max_delay_s)  # let a batch gather
+            taken: list[tuple[Records, asyncio.Future[None]]] = []
+            batch = WriteBatch()
+            count = 0
+            while self._queue and count < self.max_batch:
+                records, future = self._queue.popleft()
+                taken.append((records, future))
+                batch.events.extend(records.events)
+                batch.inputs.extend(records.inputs)
+                batch.turns.extend(records.turns)
+                batch.snapshots.extend(records.snapshots)
+                batch.endings.extend(records.endings)
+                count += max(1, records.size())
+            error = await self._write_until_done(batch)
+            self._pending -= count
+            for _, future in taken:
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+            async with self._room:
+                self._room.notify_all()
+
+    async def _write_until_done(self, batch: WriteBatch) -> Exception | None:
+        """Write the batch, retrying while Postgres is unreachable; a data error is returned."""
+        delay = 0.05
+        while True:
+            try:
+                await self.store.write_batch(batch)
+                self.flushes += 1
+                return None
+            except _TRANSIENT as exc:
+                self.failures += 1
+                log.warning("event write failed (%s); retrying in %.2fs", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(self.retry_max_s, delay * 2)
+            except Exception as exc:
+                # A batch Postgres refuses will be refused again: fail its futures (the inputs
+                # are not acked) rather than stall every session behind it.
+                log.exception("event batch rejected by Postgres")
+                return exc
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Flush what is queued, then stop; after ``timeout`` stop anyway (logged)."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            log.error("event writer closed with %d records unwritten", self._pending)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

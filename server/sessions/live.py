@@ -1,0 +1,244 @@
+"""A session live on this worker: its log, its interviewer engine, its code and its inputs.
+
+Contract:
+- Client input with an ``id`` is applied at most once per session (PROTOCOL.md §2): a repeat
+  (same socket or another, before or after the first was stored) is acked again with the
+  original ``seq``; the first is acked only once its event is durable in Postgres.
+- Code snapshots are versioned from 1; a buffer identical (by sha256) to the latest version is
+  not stored again and is acked with that version's event.
+- The session ends at ``deadline_ts`` with ``time_up`` whether or not a socket is attached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from protocol.errors import ErrorCode
+from protocol.messages import CandidateSaid, CodeSnapshot, Error
+from server.client_socket import ClientSocket
+from server.errors import MentaraError
+from server.interviewer.engine import InterviewerEngine
+from server.sessions.event_writer import Records
+from server.sessions.log import LoggedEvent, SessionLog, now_ms
+from server.sessions.store import SessionRow, SessionStore
+
+log = logging.getLogger("mentara.session")
+
+_INPUT_CACHE = 4096
+
+
+class SessionEndedError(MentaraError):
+    code = ErrorCode.SESSION_ENDED
+
+
+@dataclass
+class CodeVersion:
+    version: int
+    language: str
+    sha256: str
+    source: str
+    seq: int
+
+
+class LiveSession:
+    def __init__(
+        self,
+        row: SessionRow,
+        *,
+        log: SessionLog,
+        store: SessionStore,
+        engine: InterviewerEngine,
+        candidate_turns: int = 0,
+        code: CodeVersion | None = None,
+        question: Any = None,
+    ) -> None:
+        self.row = row
+        self.id = row.id
+        self.log = log
+        self.store = store
+        self.engine = engine
+        self.candidate_turns = candidate_turns
+        self.code = code
+        self.question = question  # the bank's question: tests and solution stay server-side
+        self.ended = row.status == "ended"
+        self._inputs: OrderedDict[str, asyncio.Future[int | None]] = OrderedDict()
+        self._deadline: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        if code is not None:
+            engine.code_updated(code.language, code.source)
+
+    # -- idempotent input ------------------------------------------------------------------
+
+    async def apply_once(
+        self, input_id: str | None, apply: Callable[[], Awaitable[LoggedEvent | None]]
+    ) -> int | None:
+        """Apply an input at most once per ``input_id``; return the seq of its event (if any)
+        once it is durable. ``input_id`` None: no idempotency, applied every time."""
+        if input_id is None:
+            logged = await apply()
+            return await _durable_seq(logged)
+        known = self._inputs.get(input_id)
+        if known is not None:
+            return await asyncio.shield(known)
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._inputs[input_id] = future
+        if len(self._inputs) > _INPUT_CACHE:
+            self._inputs.popitem(last=False)
+        try:
+            seen, seq = await self.store.input_seq(self.id, input_id)
+            if not seen:
+                seq = await _durable_seq(await apply())
+        except BaseException as exc:
+            self._inputs.pop(input_id, None)
+            if not future.done():
+                future.set_exception(
+                    exc if isinstance(exc, Exception) else RuntimeError("cancelled")
+                )
+                future.exception()  # retrieved: no "never retrieved" warning
+            raise
+        future.set_result(seq)
+        return seq
+
+    def _input_records(
+        self, input_id: str | None, seq: int
+    ) -> tuple[tuple[str, str, int | None], ...]:
+        return () if input_id is None else ((self.id, input_id, seq),)
+
+    def ensure_open(self) -> None:
+        if self.ended or self.engine.state.value in ("ending", "ended"):
+            raise SessionEndedError("this session has ended")
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    async def candidate_message(self, input_id: str | None, text: str) -> int | None:
+        self.ensure_open()
+
+        async def apply() -> LoggedEvent:
+            self.candidate_turns += 1
+            turn_id = f"c{self.candidate_turns}"
+            seq = self.log.last_seq + 1  # append stamps synchronously: this is its seq
+            logged = await self.log.append(
+                CandidateSaid(turn_id=turn_id, text=text, seq=0, ts=0),
+                Records(
+                    inputs=self._input_records(input_id, seq),
+                    turns=((self.id, turn_id, "candidate", text, seq, None, None),),
+                ),
+            )
+            self.engine.heard(text)
+            return logged
+
+        return await self.apply_once(input_id, apply)
+
+    async def code_update(self, input_id: str | None, language: str, source: str) -> int | None:
+        self.ensure_open()
+
+        async def apply() -> LoggedEvent | None:
+            digest = hashlib.sha256(source.encode()).hexdigest()
+            if (
+                self.code is not None
+                and self.code.sha256 == digest
+                and self.code.language == language
+            ):
+                return None  # identical to the latest version: nothing new to store
+            version = 1 if self.code is None else self.code.version + 1
+            seq = self.log.last_seq + 1
+            logged = await self.log.append(
+                CodeSnapshot(
+                    version=version, language=language, sha256=digest, source=source, seq=0, ts=0
+                ),
+                Records(
+                    inputs=self._input_records(input_id, seq),
+                    snapshots=((self.id, version, language, digest, source, seq),),
+                ),
+            )
+            self.code = CodeVersion(version, language, digest, source, seq)
+            self.engine.code_updated(language, source)
+            await self.engine.advance_phase("coding")
+            return logged
+
+        seq = await self.apply_once(input_id, apply)
+        if seq is None and self.code is not None:
+            return self.code.seq
+        return seq
+
+    def interrupt(self) -> bool:
+        self.ensure_open()
+        return self.engine.interrupt()
+
+    async def end(self, reason: str) -> int:
+        """End the session (idempotent); return the seq of ``session.ended``."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if not self.ended:
+            self.ended = True
+            await self.engine.finish(reason)
+        return self.log.last_seq
+
+    # -- time limit ------------------------------------------------------------------------
+
+    def arm_deadline(self) -> None:
+        if self.row.deadline_ts is None or self.ended:
+            return
+        delay = max(0.0, (self.row.deadline_ts - now_ms()) / 1000)
+        self._deadline = asyncio.get_running_loop().call_later(delay, self._time_up)
+
+    def _time_up(self) -> None:
+        self._deadline = None
+        self.spawn(self.end("time_up"))
+
+    def spawn(self, coro: Awaitable[object]) -> None:
+        """Run ``coro`` in a task held by this session; its failure is logged, not lost."""
+
+        async def supervised() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("session task failed", extra={"session_id": self.id})
+
+        task = asyncio.create_task(supervised())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- sockets ---------------------------------------------------------------------------
+
+    def notify(self, code: ErrorCode, message: str, retryable: bool) -> None:
+        """Tell every attached socket (control frame, not a session event)."""
+        error = Error(
+            code=code, message=message, retryable=retryable, ref=msgspec.UNSET, field=msgspec.UNSET
+        )
+        for sock in self.log.sockets():
+            sock.send(error)
+
+    async def attach(
+        self, sock: ClientSocket, last_seq: int, *, read_only: bool = False, announce: bool = True
+    ) -> int:
+        return await self.log.attach(sock, last_seq, read_only=read_only, announce=announce)
+
+    def detach(self, sock: ClientSocket) -> None:
+        self.log.detach(sock)
+
+    async def close(self) -> None:
+        """Stop on this worker without ending the session (shutdown)."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        await self.engine.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _durable_seq(logged: LoggedEvent | None) -> int | None:
+    if logged is None:
+        return None
+    if logged.durable is not None:
+        await logged.durable
+    return logged.seq

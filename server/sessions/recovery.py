@@ -1,0 +1,96 @@
+"""Rebuild a live session's state from Postgres (a worker restart, or a session taken over).
+
+The stored events are the truth: the phase, the transcript, the latest code, and whether an
+interviewer turn was left open. An open turn (a ``turn.start`` with no ``turn.end``: its
+worker died mid-turn) is ended with ``stop_reason: error`` and stored as exactly the deltas
+that were delivered (ARCHITECTURE.md invariant 4).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from protocol.messages import InterviewerTurnEnd
+from server.interviewer.prompt import TranscriptTurn
+from server.sessions.event_writer import Records
+from server.sessions.live import CodeVersion
+from server.sessions.log import SessionLog
+from server.sessions.store import SessionRow, SessionStore
+
+
+@dataclass
+class OpenTurn:
+    turn_id: str
+    start_seq: int
+    text: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecoveredState:
+    session_id: str
+    last_seq: int = 0
+    phase: str = "intro"
+    transcript: list[TranscriptTurn] = field(default_factory=list)
+    code: CodeVersion | None = None
+    candidate_turns: int = 0
+    turns_spoken: int = 0
+    open_turn: OpenTurn | None = None
+
+    async def close_open_turn(self, log: SessionLog) -> None:
+        """Append ``interviewer.turn.end{error}`` for the turn a dead worker left open."""
+        turn = self.open_turn
+        if turn is None:
+            return
+        text = "".join(turn.text)
+        end_seq = log.last_seq + 1
+        await log.append(
+            InterviewerTurnEnd(turn_id=turn.turn_id, stop_reason="error", seq=0, ts=0),
+            Records(
+                turns=(
+                    (
+                        self.session_id,
+                        turn.turn_id,
+                        "interviewer",
+                        text,
+                        turn.start_seq,
+                        end_seq,
+                        "error",
+                    ),
+                )
+            ),
+        )
+        self.transcript.append(TranscriptTurn("interviewer", text))
+        self.open_turn = None
+
+
+async def recover_state(store: SessionStore, row: SessionRow) -> RecoveredState:
+    state = RecoveredState(row.id)
+    turns: dict[str, OpenTurn] = {}
+    for event in await store.events_after(row.id, 0):
+        body = json.loads(event.body)
+        state.last_seq = event.seq
+        match event.type:
+            case "phase":
+                state.phase = body["name"]
+            case "candidate.message":
+                state.candidate_turns += 1
+                state.transcript.append(TranscriptTurn("candidate", body["text"]))
+            case "interviewer.turn.start":
+                state.turns_spoken += 1
+                turns[body["turn_id"]] = OpenTurn(body["turn_id"], event.seq)
+            case "interviewer.delta":
+                open_turn = turns.get(body["turn_id"])
+                if open_turn is not None:
+                    open_turn.text.append(body["text"])
+            case "interviewer.turn.end":
+                done = turns.pop(body["turn_id"], None)
+                if done is not None:
+                    state.transcript.append(TranscriptTurn("interviewer", "".join(done.text)))
+            case "code.snapshot":
+                state.code = CodeVersion(
+                    body["version"], body["language"], body["sha256"], body["source"], event.seq
+                )
+    if turns:
+        state.open_turn = max(turns.values(), key=lambda t: t.start_seq)
+    return state

@@ -1,0 +1,227 @@
+"""Postgres access for sessions: the one module that writes and reads the session tables.
+
+The write path is batched (:meth:`SessionStore.write_batch`, called by the EventWriter);
+``create_session`` is the one synchronous write, because ``session.start`` must be unique per
+``(user, id)`` across every worker before anything else happens.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    user_id: str
+    track: str
+    language: str | None
+    question_id: str
+    status: str
+    end_reason: str | None
+    created_at_ms: int
+    deadline_ts: int | None
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> SessionRow:
+        return cls(
+            id=r["id"],
+            user_id=r["user_id"],
+            track=r["track"],
+            language=r["language"],
+            question_id=r["question_id"],
+            status=r["status"],
+            end_reason=r["end_reason"],
+            created_at_ms=int(r["created_at"].timestamp() * 1000),
+            deadline_ts=r["deadline_ts"],
+        )
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A session event as stored: its seq, type and wire JSON."""
+
+    seq: int
+    type: str
+    ts: int
+    body: str
+
+
+@dataclass
+class WriteBatch:
+    """Everything one flush writes, in one transaction."""
+
+    events: list[tuple[str, int, str, int, str]] = field(default_factory=list)
+    inputs: list[tuple[str, str, int | None]] = field(default_factory=list)
+    turns: list[tuple[str, str, str, str, int, int | None, str | None]] = field(
+        default_factory=list
+    )
+    snapshots: list[tuple[str, int, str, str, str, int]] = field(default_factory=list)
+    endings: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (
+            len(self.events)
+            + len(self.inputs)
+            + len(self.turns)
+            + len(self.snapshots)
+            + len(self.endings)
+        )
+
+
+_SESSION_COLUMNS = (
+    "id, user_id, track, language, question_id, status, end_reason, created_at, deadline_ts"
+)
+
+
+class SessionStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create_session(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        track: str,
+        language: str | None,
+        question_id: str,
+        start_input_id: str,
+        deadline_ts: int,
+    ) -> tuple[SessionRow, bool]:
+        """Create the session, or find the one this user created with the same ``id``.
+
+        Returns ``(row, created)``; ``created`` is False when ``start_input_id`` was seen before.
+        """
+        async with self.pool.acquire() as conn:
+            record = await conn.fetchrow(
+                f"""INSERT INTO sessions (id, user_id, track, language, question_id,
+                                          start_input_id, deadline_ts)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    ON CONFLICT (user_id, start_input_id) DO NOTHING
+                    RETURNING {_SESSION_COLUMNS}""",
+                session_id,
+                user_id,
+                track,
+                language,
+                question_id,
+                start_input_id,
+                deadline_ts,
+            )
+            if record is not None:
+                return SessionRow.from_record(record), True
+            record = await conn.fetchrow(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND start_input_id = $2",
+                user_id,
+                start_input_id,
+            )
+            assert record is not None
+            return SessionRow.from_record(record), False
+
+    async def get_session(self, session_id: str) -> SessionRow | None:
+        record = await self.pool.fetchrow(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1", session_id
+        )
+        return None if record is None else SessionRow.from_record(record)
+
+    async def list_sessions(self, user_id: str, *, limit: int = 100) -> list[SessionRow]:
+        records = await self.pool.fetch(
+            f"""SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = $1
+                ORDER BY created_at DESC LIMIT $2""",
+            user_id,
+            limit,
+        )
+        return [SessionRow.from_record(r) for r in records]
+
+    async def events_after(
+        self, session_id: str, after_seq: int, *, limit: int = 100_000, types: tuple[str, ...] = ()
+    ) -> list[StoredEvent]:
+        query = "SELECT seq, type, ts, body::text AS body FROM session_events WHERE session_id = $1 AND seq > $2"
+        args: list[Any] = [session_id, after_seq]
+        if types:
+            query += " AND type = ANY($4::text[])"
+        query += " ORDER BY seq LIMIT $3"
+        args.append(limit)
+        if types:
+            args.append(list(types))
+        records = await self.pool.fetch(query, *args)
+        return [StoredEvent(r["seq"], r["type"], r["ts"], r["body"]) for r in records]
+
+    async def last_seq(self, session_id: str) -> int:
+        value = await self.pool.fetchval(
+            "SELECT coalesce(max(seq), 0) FROM session_events WHERE session_id = $1", session_id
+        )
+        return int(value)
+
+    async def input_seq(self, session_id: str, input_id: str) -> tuple[bool, int | None]:
+        """Whether the input ``input_id`` was applied to the session, and the seq it produced."""
+        record = await self.pool.fetchrow(
+            "SELECT seq FROM client_inputs WHERE session_id = $1 AND input_id = $2",
+            session_id,
+            input_id,
+        )
+        return (False, None) if record is None else (True, record["seq"])
+
+    async def transcript(self, session_id: str) -> list[dict[str, Any]]:
+        records = await self.pool.fetch(
+            """SELECT turn_id, role, text, seq, end_seq, stop_reason FROM transcript_turns
+               WHERE session_id = $1 ORDER BY seq""",
+            session_id,
+        )
+        return [dict(r) for r in records]
+
+    async def code_snapshots(self, session_id: str) -> list[dict[str, Any]]:
+        records = await self.pool.fetch(
+            """SELECT version, language, sha256, source, seq FROM code_snapshots
+               WHERE session_id = $1 ORDER BY version""",
+            session_id,
+        )
+        return [dict(r) for r in records]
+
+    async def write_batch(self, batch: WriteBatch) -> None:
+        """Write the batch in one transaction; idempotent, so a retried batch is harmless."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if batch.events:
+                await conn.executemany(
+                    """INSERT INTO session_events (session_id, seq, type, ts, body)
+                       VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING""",
+                    batch.events,
+                )
+            if batch.inputs:
+                await conn.executemany(
+                    """INSERT INTO client_inputs (session_id, input_id, seq)
+                       VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
+                    batch.inputs,
+                )
+            if batch.turns:
+                await conn.executemany(
+                    """INSERT INTO transcript_turns
+                           (session_id, turn_id, role, text, seq, end_seq, stop_reason)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7)
+                       ON CONFLICT (session_id, turn_id) DO UPDATE
+                       SET text = EXCLUDED.text, end_seq = EXCLUDED.end_seq,
+                           stop_reason = EXCLUDED.stop_reason""",
+                    batch.turns,
+                )
+            if batch.snapshots:
+                await conn.executemany(
+                    """INSERT INTO code_snapshots (session_id, version, language, sha256, source, seq)
+                       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+                    batch.snapshots,
+                )
+            if batch.endings:
+                await conn.executemany(
+                    """UPDATE sessions SET status = 'ended', end_reason = $2, ended_at = now()
+                       WHERE id = $1 AND status <> 'ended'""",
+                    batch.endings,
+                )
+
+
+def decode_body(body: str) -> dict[str, Any]:
+    value = json.loads(body)
+    assert isinstance(value, dict)
+    return value
