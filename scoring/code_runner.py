@@ -236,17 +236,22 @@ async def _probe() -> SandboxSupport:
 
 
 class _UidSlots:
-    """Process-wide pool of sandbox uids, one per concurrently running child."""
+    """Process-wide pool of sandbox uids, one per running child, handed out round-robin:
+    processes killed after a run stay zombies until the host's init reaps them, and they
+    still count toward their uid's process limit, so a uid is reused as late as possible."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._used: set[int] = set()
+        self._next = 0
 
     def acquire(self) -> int:
         with self._lock:
-            for slot in range(_PROBE_SLOT):
+            for step in range(_PROBE_SLOT):
+                slot = (self._next + step) % _PROBE_SLOT
                 if slot not in self._used:
                     self._used.add(slot)
+                    self._next = (slot + 1) % _PROBE_SLOT
                     return slot
         raise RuntimeError("no free sandbox uid slot")
 
@@ -379,6 +384,7 @@ class CodeRunner:
     ) -> tuple[_ChildOutput, int | None, bool]:
         """Run the harness; return its output, its exit code (None when the parent killed
         it) and whether the wall clock ran out."""
+        loop = asyncio.get_running_loop()
         read_fd, write_fd = os.pipe()
         config["result_fd"] = write_fd
         try:
@@ -388,7 +394,8 @@ class CodeRunner:
             os.close(write_fd)
             raise
         try:
-            proc = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitAwareProtocol(loop),
                 *_harness_command(config),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -403,6 +410,7 @@ class CodeRunner:
             raise
         finally:
             os.close(write_fd)
+        proc = asyncio.subprocess.Process(transport, protocol, loop)
         assert proc.stdin is not None and proc.stdout is not None
         stdin, stdout = proc.stdin, proc.stdout
         output = _ChildOutput()
@@ -439,11 +447,11 @@ class CodeRunner:
                     return
                 output.results += chunk
 
-        transport: asyncio.BaseTransport | None = None
+        results_transport: asyncio.BaseTransport | None = None
         tasks: list[asyncio.Task[None]] = []
         timed_out = False
         try:
-            transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            results_transport, _ = await loop.connect_read_pipe(
                 lambda: asyncio.StreamReaderProtocol(results), results_file
             )
             tasks = [
@@ -453,32 +461,44 @@ class CodeRunner:
             ]
             try:
                 async with asyncio.timeout(limits.wall_seconds):
-                    await proc.wait()
+                    await protocol.exited.wait()
             except TimeoutError:
                 timed_out = True
         finally:
             # Once the harness has exited and been reaped, its group id could in theory be
             # reused; with a sandbox uid the sweep below is exact, so killpg is not needed.
-            if uid is None or proc.returncode is None:
+            if uid is None or transport.get_returncode() is None:
                 kill_group()
-            await proc.wait()
+            await protocol.exited.wait()
             if uid is not None:
                 await asyncio.to_thread(_kill_uid, uid)
             if tasks:
+                # Our pipes reach EOF once every process holding them is gone; one that
+                # escaped the group (possible only without a sandbox uid) is not waited for.
                 _, pending = await asyncio.wait(tasks, timeout=_KILL_GRACE_S)
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-            if transport is not None:
-                transport.close()
+            if results_transport is not None:
+                results_transport.close()
             else:
                 results_file.close()
-            # A process that escaped the group can hold stdout open; close our end.
-            stdout_transport = getattr(proc, "_transport", None)
-            if isinstance(stdout_transport, asyncio.SubprocessTransport):
-                stdout_transport.close()
+            transport.close()
         killed = timed_out or output.output_exceeded or output.results_exceeded
-        return output, None if killed else proc.returncode, timed_out
+        return output, None if killed else transport.get_returncode(), timed_out
+
+
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Sets ``exited`` when the child exits, even while other processes hold its pipes
+    (``Process.wait`` on Python 3.11 also waits for the pipes to close)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=1 << 16, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
 
 
 def _kill_uid(uid: int) -> None:

@@ -46,8 +46,9 @@ def source(text: str) -> str:
 
 
 async def run(
-    code: str, tests: list[TestCase] | None = None, *, limits: RunLimits = RunLimits()
+    code: str, tests: list[TestCase] | None = None, *, limits: RunLimits | None = None
 ) -> RunResult:
+    limits = limits or RunLimits()
     return await run_tests(
         source(code), "add", ADD_TESTS if tests is None else tests, limits=limits
     )
@@ -67,6 +68,10 @@ def sandbox_processes() -> list[int]:
         if "Z" not in fields["State"] and int(fields["Uid"].split()[0]) in SANDBOX_UIDS:
             found.append(int(name))
     return found
+
+
+def gone(path: str) -> bool:
+    return not os.path.exists(path)
 
 
 async def host_still_works() -> None:
@@ -294,7 +299,7 @@ async def test_the_working_folder_is_fresh_private_and_removed_afterwards() -> N
     workdir = message.split('got ["', 1)[1].split('"', 1)[0]
     assert "mentara-run-" in workdir
     assert message.endswith(f'got ["{workdir}", [], "0o700"]')
-    assert not os.path.exists(workdir)
+    assert gone(workdir)
 
 
 async def test_the_environment_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,7 +342,7 @@ async def test_the_servers_environment_and_files_are_out_of_reach() -> None:
     tests = [TestCase(name="reach", args=(0, 0), expected=["denied"] * 4)]
     result = await run(code, tests)
     assert result.status == "passed", result.tests
-    assert not os.path.exists("mentara-sandbox-escape")
+    assert gone("mentara-sandbox-escape")
 
 
 async def test_shared_temporary_folders_are_private_when_mount_namespaces_work() -> None:
@@ -358,7 +363,7 @@ async def test_shared_temporary_folders_are_private_when_mount_namespaces_work()
     result = await run(code, [TestCase(name="tmp", args=(0, 0), expected=[])])
     assert result.tests[0].message is not None
     assert marker in result.tests[0].message
-    assert not os.path.exists(f"/tmp/{marker}")
+    assert gone(f"/tmp/{marker}")
 
 
 async def test_network_is_blocked_when_the_host_allows_it() -> None:

@@ -88,6 +88,7 @@ class EngineConfig:
 class _Turn:
     turn_id: str
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    stopped_as: str = "interrupted"  # the stop_reason when ``stop`` ends the turn
 
 
 class InterviewerEngine:
@@ -146,10 +147,11 @@ class InterviewerEngine:
         self._reply_due = True
         self._wake.set()
 
-    def interrupt(self) -> bool:
+    def interrupt(self, stop_reason: str = "interrupted") -> bool:
         """End the current turn now; False when the interviewer is not speaking."""
         if self._current is None or self._current.stop.is_set():
             return False
+        self._current.stopped_as = stop_reason
         self._current.stop.set()
         return True
 
@@ -192,9 +194,10 @@ class InterviewerEngine:
         self.state = EngineState.ENDED
 
     async def close(self) -> None:
-        """Stop without ending the session (shutdown, hand-over): the turn ends interrupted."""
+        """Stop without ending the session (shutdown, hand-over): a turn in progress ends with
+        ``stop_reason: error`` (the candidate did not interrupt it), stored as delivered."""
         self.state = EngineState.ENDING
-        self.interrupt()
+        self.interrupt("error")
         self._wake.set()
         if self._speaker is not None:
             await asyncio.gather(self._speaker, return_exceptions=True)
@@ -294,7 +297,7 @@ class InterviewerEngine:
                     InterviewerDelta(turn_id=turn.turn_id, text=text, seq=0, ts=0)
                 )
             if turn.stop.is_set():
-                reason = "interrupted"
+                reason = turn.stopped_as
             elif coalescer.finished is not None:
                 reason = coalescer.finished.stop_reason
                 self.tokens_used += (
