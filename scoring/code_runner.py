@@ -18,17 +18,24 @@ What the sandbox does, in the child, before any candidate code runs (the harness
 - When the server runs as root (detected once by :func:`detect_sandbox_support`):
   a network namespace with no interface up (no network at all, not even loopback), a
   private mount namespace where the working folder, ``/tmp``, ``/var/tmp``, ``/dev/shm``
-  and ``/run/lock`` are small private ``tmpfs`` mounts, and then a switch to a dedicated
-  unprivileged uid per concurrent slot (no supplementary groups, ``no_new_privs``), so the
-  process limit counts only this run's processes, the server's files and
-  ``/proc/<pid>/environ`` are out of reach, and every leftover process of that uid is
-  killed after the run. Any of these that the host refuses is left out (the probe says
+  and ``/run/lock`` are small private ``tmpfs`` mounts, and then a switch to an unused,
+  unprivileged uid (one of 255 per server process, rotated; no supplementary groups,
+  ``no_new_privs``), so the process limit counts only this run's processes, the server's
+  files and ``/proc/<pid>/environ`` are out of reach, and every leftover process of that
+  uid is killed after the run. Any of these that the host refuses is left out (the probe says
   which, in :attr:`SandboxSupport.detail`); a run never silently loses a feature the
-  probe reported as working: if set-up fails, the run is an ``error``.
+  probe reported as working: if set-up fails, the run is an ``error``. Candidate code
+  never runs as root: as root without a working uid switch, every run is an ``error``.
 - Without root, the child runs as the server's own user: limits, empty environment and
   working folder still apply, but there is no network isolation, the file system is as
   readable and writable as it is for the server, and same-user processes (the server's
   ``/proc/<pid>/environ``, ptrace) are reachable. Do not rely on that mode with secrets.
+
+What it does not do, even as root: there is no PID namespace (the host's process list and
+command lines are visible in ``/proc``) and no seccomp filter; world-readable files stay
+readable; without the mount namespace, ``/tmp`` and ``/dev/shm`` stay writable (each file
+bounded by the file-size limit) and are not cleaned. CPU and memory limits are per
+process, so one run can use up to ``max_processes`` times each.
 
 What a malicious candidate can and cannot do. Candidate code runs in the harness's own
 interpreter, so it can do whatever the harness can: write to the result pipe, exit early,
@@ -150,7 +157,7 @@ class RunLimits:
     cpu_seconds: int = 3
     wall_seconds: float = 6.0
     memory_bytes: int = 256 * 1024 * 1024
-    max_processes: int = 8
+    max_processes: int = 4
     file_size_bytes: int = 1024 * 1024
     open_files: int = 64
     workdir_bytes: int = 16 * 1024 * 1024
@@ -191,18 +198,20 @@ async def detect_sandbox_support() -> SandboxSupport:
     reports the feature unavailable with the reason in ``detail``.
     """
     global _support
-    if _support is None:
-        _support = await _probe()
-    return _support
+    if _support is not None:
+        return _support
+    support, conclusive = await _probe()
+    if conclusive:  # a probe that broke down (a timeout under load, say) is retried later
+        _support = support
+    return support
 
 
-async def _probe() -> SandboxSupport:
+async def _probe() -> tuple[SandboxSupport, bool]:
     if sys.platform != "linux":
-        return SandboxSupport.minimal(f"no isolation beyond limits on {sys.platform}")
+        return SandboxSupport.minimal(f"no isolation beyond limits on {sys.platform}"), True
     if os.geteuid() != 0:
-        return SandboxSupport.minimal(
-            "not root: code runs as the server's user, without network or mount namespaces"
-        )
+        detail = "not root: code runs as the server's user, without network or mount namespaces"
+        return SandboxSupport.minimal(detail), True
     workdir = tempfile.mkdtemp(prefix="mentara-probe-")
     config = {"probe": True, "workdir": workdir, "uid": _UidSlots.uid(_PROBE_SLOT)}
     try:
@@ -223,14 +232,15 @@ async def _probe() -> SandboxSupport:
                 proc.kill()
             await proc.wait()
         found = json.loads(out)
-        return SandboxSupport(
+        support = SandboxSupport(
             drop_privileges=bool(found["drop"]),
             network_namespace=bool(found["net"]),
             mount_namespace=bool(found["mount"]),
             detail=str(found["detail"]),
         )
+        return support, True
     except (OSError, ValueError, KeyError, TypeError, TimeoutError) as exc:
-        return SandboxSupport.minimal(f"sandbox probe failed: {type(exc).__name__}")
+        return SandboxSupport.minimal(f"sandbox probe failed: {type(exc).__name__}"), False
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -332,6 +342,12 @@ class CodeRunner:
             {"source": source, "function_name": function_name, "tests": arguments}
         ).encode()
         support = self._support or await detect_sandbox_support()
+        if os.geteuid() == 0 and not support.drop_privileges:
+            error = f"the code sandbox is unavailable ({support.detail})"
+            outcomes = tuple(
+                TestOutcome(t.name, False, "not run: sandbox unavailable") for t in tests
+            )
+            return RunResult("error", outcomes, "", 0, error)
         async with self._semaphore:
             self._active += 1
             try:
@@ -840,7 +856,10 @@ def _sandbox_main(config_text: str) -> None:
     try:
         if config["net"] or config["mount"]:
             if config["net"]:
-                __import__("socket")  # sockets exist; with no interface up they go nowhere
+                # Sockets exist, so that a connection fails for the right reason: with no
+                # interface up in the namespace, they go nowhere.
+                __import__("socket")
+                __import__("encodings.idna")  # socket.getaddrinfo encodes host names
             enter_namespaces(config["net"], config["mount"], uid if uid is not None else 0)
         if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
             raise os_error("no_new_privs")

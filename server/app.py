@@ -95,15 +95,21 @@ def create_app(settings: Settings) -> Starlette:
             provider=provider,
             catalog=catalog,
             runner=CodeRunService(RunLimits(), concurrency=settings.code_runs),
+            redis=redis,
+            prefix=settings.redis_prefix,
             config=SessionConfig(
+                lease_ms=settings.lease_ms,
+                stream_maxlen=settings.history_max_events,
+                history_ttl_ms=settings.history_ttl_s * 1000,
                 engine=EngineConfig(
                     max_tokens=settings.llm_max_tokens,
                     token_budget=settings.llm_token_budget,
                     coalesce_window_s=settings.coalesce_ms / 1000,
                     duration_s=settings.session_duration_s,
-                )
+                ),
             ),
         )
+        await sessions.start()
         app.state.resources = Resources(settings, verifier, pool, redis, store, sessions)
         app.state.gateway = sessions
         try:

@@ -148,6 +148,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    from loadtest.cli import main as load_main
+
+    return load_main(args.load_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mentara", description="Mentara interview server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
     migrate = sub.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(func=cmd_migrate)
+    # Everything after "load" goes to loadtest.cli, which parses it (its --help too): with "+"
+    # as its only prefix character, this parser takes "--url ..." as plain arguments.
+    load = sub.add_parser(
+        "load", help="load-test servers with virtual candidates", add_help=False, prefix_chars="+"
+    )
+    load.add_argument("load_args", nargs=argparse.REMAINDER)
+    load.set_defaults(func=cmd_load)
     return parser
 
 

@@ -123,6 +123,7 @@ class ClientSocket:
             self.queue.put(payload)
         except SendQueueFull:
             log.info("slow consumer", extra={"socket_id": self.id})
+            metrics.SLOW_CONSUMER_CLOSES.inc()
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume from your last seq")
 
     def send_error(

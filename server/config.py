@@ -97,6 +97,21 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "mentara:",
         "Prefix of every Redis key and channel (lets deployments share a Redis).",
     ),
+    EnvVar(
+        "MENTARA_LEASE_MS",
+        "5000",
+        "Session ownership lease; a dead owner's sessions are taken over after it expires.",
+    ),
+    EnvVar(
+        "MENTARA_HISTORY_MAX_EVENTS",
+        "10000",
+        "Events kept per session in the Redis history stream (older ones replay from Postgres).",
+    ),
+    EnvVar(
+        "MENTARA_HISTORY_TTL_S",
+        "21600",
+        "Seconds a session's Redis history outlives its last event.",
+    ),
     EnvVar("MENTARA_DB_POOL_MAX", "10", "Largest Postgres connection pool per worker."),
     EnvVar(
         "MENTARA_SHUTDOWN_GRACE_S", "10", "Seconds sockets and handlers get to finish on shutdown."
@@ -175,6 +190,9 @@ class Settings:
     rate_limit_burst: int = 40
     rate_limit_strikes: int = 50
     redis_prefix: str = "mentara:"
+    lease_ms: int = 5000
+    history_max_events: int = 10_000
+    history_ttl_s: int = 21_600
     db_pool_max: int = 10
     shutdown_grace_s: float = 10.0
     session_duration_s: int = 2700
@@ -260,6 +278,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_burst=int(_number(env, "MENTARA_RATE_LIMIT_BURST", 40, int)),
         rate_limit_strikes=int(_number(env, "MENTARA_RATE_LIMIT_STRIKES", 50, int)),
         redis_prefix=_get(env, "MENTARA_REDIS_PREFIX") or "mentara:",
+        lease_ms=max(300, int(_number(env, "MENTARA_LEASE_MS", 5000, int))),
+        history_max_events=max(10, int(_number(env, "MENTARA_HISTORY_MAX_EVENTS", 10_000, int))),
+        history_ttl_s=max(60, int(_number(env, "MENTARA_HISTORY_TTL_S", 21_600, int))),
         db_pool_max=max(2, int(_number(env, "MENTARA_DB_POOL_MAX", 10, int))),
         shutdown_grace_s=_number(env, "MENTARA_SHUTDOWN_GRACE_S", 10.0),
         session_duration_s=int(_number(env, "MENTARA_SESSION_DURATION_S", 2700, int)),

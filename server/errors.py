@@ -32,6 +32,10 @@ class Unauthorized(MentaraError):
     close = CloseCode.UNAUTHENTICATED
 
 
+class InvalidField(MentaraError):
+    code = ErrorCode.INVALID_FIELD
+
+
 class Forbidden(MentaraError):
     code = ErrorCode.FORBIDDEN
 

@@ -9,6 +9,7 @@ in-process) the default registry is used. Gauges sum over live processes.
 from __future__ import annotations
 
 import os
+import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -38,6 +39,25 @@ FRAME_HANDLE_SECONDS = Histogram(
     "Time to handle one client frame",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+
+
+RESUMES = Counter(
+    "mentara_resumes_total", "Resumes and watches, by where the replay came from", ["source"]
+)
+GAP_FILLS = Counter("mentara_gap_fills_total", "Seq gaps on the live channel filled from history")
+SLOW_CONSUMER_CLOSES = Counter(
+    "mentara_slow_consumer_closes_total", "Sockets closed with 4003 for falling behind"
+)
+LEASE_TAKEOVERS = Counter("mentara_lease_takeovers_total", "Sessions taken over from a gone owner")
+DELIVERY_LAG = Histogram(
+    "mentara_publish_to_deliver_seconds",
+    "From an event's append (its ts) to its arrival through pub/sub on a worker",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+
+
+def observe_delivery_lag(ts_ms: int) -> None:
+    DELIVERY_LAG.observe(max(0.0, time.time() - ts_ms / 1000))
 
 
 def render_metrics() -> tuple[bytes, str]:

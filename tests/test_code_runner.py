@@ -512,19 +512,38 @@ async def test_cancelling_a_run_kills_the_child_and_cleans_up() -> None:
     await host_still_works()
 
 
-async def test_the_fallback_without_isolation_still_applies_limits(
+async def test_the_fallback_without_namespaces_still_applies_limits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MENTARA_JWT_SECRET", "host-secret-value")
-    runner = CodeRunner(support=SandboxSupport.minimal("forced for the test"))
+    # What a host without namespaces gets: as root, a uid switch only; otherwise nothing.
+    is_root = os.geteuid() == 0
+    runner = CodeRunner(support=SandboxSupport(is_root, False, False, "forced for the test"))
     code = source(
-        "import os\ndef add(a, b):\n    return sorted(os.environ.keys() - {'LC_CTYPE'})\n"
+        """
+        import os
+        def add(a, b):
+            return [sorted(os.environ.keys() - {'LC_CTYPE'}), os.getuid() == 0]
+        """
     )
-    result = await runner.run_tests(code, "add", [TestCase(name="env", args=(0, 0), expected=[])])
+    tests = [TestCase(name="env", args=(0, 0), expected=[[], False])]
+    result = await runner.run_tests(code, "add", tests)
     assert result.status == "passed", result.tests
     spin = "def add(a, b):\n    while True:\n        pass\n"
     result = await runner.run_tests(spin, "add", ADD_TESTS, limits=FAST)
     assert result.status == "timeout"
+    await host_still_works()
+
+
+async def test_candidate_code_never_runs_as_root() -> None:
+    runner = CodeRunner(support=SandboxSupport.minimal("forced for the test"))
+    result = await runner.run_tests("def add(a, b):\n    return a + b\n", "add", ADD_TESTS)
+    if os.geteuid() == 0:
+        assert result.status == "error"
+        assert result.error == "the code sandbox is unavailable (forced for the test)"
+        assert not any(t.passed for t in result.tests)
+    else:
+        assert result.status == "passed"
 
 
 async def test_invalid_calls_raise() -> None:

@@ -23,8 +23,8 @@ import msgspec
 
 from protocol.errors import ErrorCode
 from protocol.messages import CandidateSaid, CodeSnapshot, Error
-from server.client_socket import ClientSocket
 from server.errors import MentaraError
+from server.hub.lease import Lease
 from server.interviewer.engine import InterviewerEngine
 from server.sessions.event_writer import Records
 from server.sessions.log import LoggedEvent, SessionLog, now_ms
@@ -59,6 +59,7 @@ class LiveSession:
         candidate_turns: int = 0,
         code: CodeVersion | None = None,
         question: Any = None,
+        broadcast: Callable[[Error], None] = lambda error: None,
     ) -> None:
         self.row = row
         self.id = row.id
@@ -68,6 +69,8 @@ class LiveSession:
         self.candidate_turns = candidate_turns
         self.code = code
         self.question = question  # the bank's question: tests and solution stay server-side
+        self.broadcast = broadcast
+        self.lease: Lease | None = None
         self.ended = row.status == "ended"
         self._inputs: OrderedDict[str, asyncio.Future[int | None]] = OrderedDict()
         self._deadline: asyncio.TimerHandle | None = None
@@ -211,20 +214,11 @@ class LiveSession:
     # -- sockets ---------------------------------------------------------------------------
 
     def notify(self, code: ErrorCode, message: str, retryable: bool) -> None:
-        """Tell every attached socket (control frame, not a session event)."""
+        """Tell every socket on the session, on every worker (a control frame, not an event)."""
         error = Error(
             code=code, message=message, retryable=retryable, ref=msgspec.UNSET, field=msgspec.UNSET
         )
-        for sock in self.log.sockets():
-            sock.send(error)
-
-    async def attach(
-        self, sock: ClientSocket, last_seq: int, *, read_only: bool = False, announce: bool = True
-    ) -> int:
-        return await self.log.attach(sock, last_seq, read_only=read_only, announce=announce)
-
-    def detach(self, sock: ClientSocket) -> None:
-        self.log.detach(sock)
+        self.broadcast(error)
 
     async def close(self) -> None:
         """Stop on this worker without ending the session (shutdown)."""

@@ -1,39 +1,44 @@
-"""A session's event log on this worker: seq assignment, durable write-behind, fan-out.
+"""A session's event log, as its owner appends to it.
 
-Contract:
-- :meth:`SessionLog.append` stamps the next ``seq`` (gap-free from 1) and ``ts``, queues the
-  event with its side records for Postgres, and delivers it to every attached socket, in seq
-  order. It returns the :class:`LoggedEvent`, whose ``durable`` future resolves once Postgres
-  has it.
-- Each event is encoded at most once per encoding (invariant 6): the bytes are cached on the
-  LoggedEvent and the same bytes go to every socket that uses that encoding.
-- :meth:`attach` replays every event after ``last_seq`` (from memory when the recent history
-  reaches back far enough, else from Postgres), then continues live, with no gap and no
-  duplicate at the seam: live events that arrive while the replay is read from Postgres are
-  held for that socket and delivered after it.
-- History kept in memory is bounded (``history_limit`` events); older events come from
-  Postgres, which has everything (the writer flushes in order, and an event leaves memory
-  only once it is durable).
-
-The seq counter lives in this object, so one worker owns a session's log at a time; the
-cluster-wide hub (Redis) keeps this interface.
+Contract of :meth:`SessionLog.append`:
+- one atomic Redis step (``server.hub.scripts.APPEND``) checks this worker's lease token
+  (the fence), assigns the next seq, adds the event to the session's history stream and
+  publishes it; a stale owner gets :class:`LeaseLost` and nothing is appended;
+- the event is then delivered to this worker's own sockets (through the session's channel)
+  and queued for Postgres with its side records; ``LoggedEvent.durable`` resolves once
+  Postgres has it;
+- appends of one session are serialised, so seqs are assigned and delivered in order;
+- while Redis is unreachable the append is retried with backoff (for up to
+  ``redis_retry_s``), so a Redis restart pauses a session instead of breaking it. If Redis
+  came back without the lease (it lost its data), the lease is taken again with the seq
+  counter raised to what this owner last assigned: seqs continue with no gap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import msgspec
+import redis.exceptions as redis_errors
 
 from protocol.codec import JSON, Codec
-from protocol.messages import Resumed, SessionEvent
-from server.client_socket import ClientSocket
+from protocol.messages import SessionEvent
 from server.sessions.event_writer import EventWriter, Records
-from server.sessions.store import SessionStore
+
+if TYPE_CHECKING:
+    from server.sessions.channel import SessionChannel
+
+log = logging.getLogger("mentara.log")
+
+_SEQ_TS_PLACEHOLDER = b'"seq":0,"ts":0,'
+
+
+class LeaseLost(Exception):
+    """Another worker owns the session now; this one must stop appending."""
 
 
 class LoggedEvent:
@@ -56,37 +61,22 @@ class LoggedEvent:
 
     @classmethod
     def from_json(cls, body: str | bytes) -> LoggedEvent:
-        """A stored event (its wire JSON) back as a LoggedEvent, JSON bytes already cached."""
+        """An event as stored or published (its wire JSON), the JSON bytes already cached."""
         raw = body.encode() if isinstance(body, str) else body
         event = JSON.decode_server(raw)
-        assert isinstance(event, SessionEvent)
+        if not isinstance(event, SessionEvent):
+            raise ValueError(f"not a session event: {type(event).__name__}")
         logged = cls(event)
         logged._encoded[JSON.name] = raw
         return logged
 
 
-@dataclass
-class Attachment:
-    """One socket on one session: the next seq it must receive, and events held meanwhile."""
-
-    sock: ClientSocket
-    next_seq: int
-    catching_up: bool = True
-    held: list[LoggedEvent] = field(default_factory=list)
-    read_only: bool = False
-
-    def deliver(self, logged: LoggedEvent) -> None:
-        if self.catching_up:
-            self.held.append(logged)
-            return
-        if logged.seq < self.next_seq:
-            return  # already sent (replay/live seam)
-        self.sock.send_encoded(logged.encoded(self.sock.codec))
-        self.next_seq = logged.seq + 1
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+AppendScript = Callable[..., Awaitable[object]]
+Reacquire = Callable[[int], Awaitable[str | None]]
 
 
 class SessionLog:
@@ -95,83 +85,79 @@ class SessionLog:
         session_id: str,
         *,
         last_seq: int,
+        token: str,
+        keys: list[str],
+        channel_name: str,
+        append_script: AppendScript,
+        reacquire: Reacquire,
         writer: EventWriter,
-        store: SessionStore,
-        history_limit: int = 2000,
+        channel: SessionChannel,
+        stream_maxlen: int,
+        ttl_ms: int,
+        redis_retry_s: float = 30.0,
     ) -> None:
         self.session_id = session_id
         self.last_seq = last_seq
+        self.token = token
+        self.keys = keys
+        self.channel_name = channel_name
+        self.append_script = append_script
+        self.reacquire = reacquire
         self.writer = writer
-        self.store = store
-        self.history: deque[LoggedEvent] = deque()
-        self.history_limit = history_limit
-        self.attachments: dict[ClientSocket, Attachment] = {}
+        self.channel = channel
+        self.stream_maxlen = stream_maxlen
+        self.ttl_ms = ttl_ms
+        self.redis_retry_s = redis_retry_s
+        self.lost = False
+        self._lock = asyncio.Lock()
 
     async def append(self, event: SessionEvent, records: Records | None = None) -> LoggedEvent:
-        """Stamp, persist (write-behind) and deliver ``event``; see the module docstring.
+        """Append ``event`` (its seq and ts are assigned here); see the module docstring.
 
-        ``records`` are side rows (transcript, code snapshot, input id) written in the same
-        transaction as the event. Cancelling this call after it returned nothing is safe: the
-        event is already queued and delivered.
+        Raises LeaseLost when another worker owns the session. Cancelling it while it waits
+        for Redis appends nothing; after Redis answered, the event stands and is delivered.
         """
-        self.last_seq += 1
-        stamped = msgspec.structs.replace(event, seq=self.last_seq, ts=now_ms())
-        logged = LoggedEvent(stamped)
-        body = logged.encoded(JSON).decode()
-        extra = records or Records()
-        extra.events = ((self.session_id, logged.seq, logged.type, stamped.ts, body),)
-        for attachment in list(self.attachments.values()):
-            attachment.deliver(logged)
-        self._remember(logged)
-        logged.durable = await self.writer.submit(extra)
-        return logged
+        async with self._lock:
+            if self.lost:
+                raise LeaseLost(self.session_id)
+            raw = JSON.encode(msgspec.structs.replace(event, seq=0, ts=0))
+            body = raw.replace(_SEQ_TS_PLACEHOLDER, b"", 1)
+            ts = now_ms()
+            seq = await self._append_in_redis(ts, body)
+            stamped = msgspec.structs.replace(event, seq=seq, ts=ts)
+            logged = LoggedEvent(stamped)
+            wire = b'{"seq":%d,"ts":%d,' % (seq, ts) + body[1:]
+            logged._encoded[JSON.name] = wire
+            self.last_seq = seq
+            self.channel.offer(logged)
+            extra = records or Records()
+            extra.events = ((self.session_id, seq, logged.type, ts, wire.decode()),)
+            logged.durable = await self.writer.submit(extra)
+            return logged
 
-    def _remember(self, logged: LoggedEvent) -> None:
-        self.history.append(logged)
-        while len(self.history) > self.history_limit:
-            oldest = self.history[0]
-            if oldest.durable is None or not oldest.durable.done():
-                break  # not in Postgres yet: keep it, memory is the only copy
-            self.history.popleft()
-
-    async def attach(
-        self, sock: ClientSocket, last_seq: int, *, read_only: bool = False, announce: bool = True
-    ) -> int:
-        """Attach ``sock``; send ``resumed`` (unless ``announce`` is False: a new session) and
-        the events after ``last_seq``, then live ones. Returns the number of events replayed.
-        """
-        previous = self.attachments.get(sock)
-        if previous is not None:
-            previous.catching_up = True  # re-attach: start over from last_seq
-        attachment = Attachment(sock, last_seq + 1, read_only=read_only)
-        self.attachments[sock] = attachment
-        head = self.last_seq
-        start = last_seq + 1
-        replay: Iterable[LoggedEvent]
-        if start > head:
-            replay = ()
-        elif self.history and self.history[0].seq <= start:
-            replay = [e for e in self.history if e.seq >= start]
-        else:
-            stored = await self.store.events_after(self.session_id, last_seq)
-            in_memory_from = self.history[0].seq if self.history else head + 1
-            replay = [LoggedEvent.from_json(e.body) for e in stored if e.seq < in_memory_from]
-            replay += [e for e in self.history if e.seq >= start]
-        if self.attachments.get(sock) is not attachment:
-            return 0  # detached or re-attached while reading Postgres
-        replay = list(replay)
-        if announce:
-            sock.send(Resumed(session_id=self.session_id, replayed=len(replay)))
-        attachment.catching_up = False
-        for logged in replay:
-            attachment.deliver(logged)
-        for logged in attachment.held:
-            attachment.deliver(logged)
-        attachment.held.clear()
-        return len(replay)
-
-    def detach(self, sock: ClientSocket) -> None:
-        self.attachments.pop(sock, None)
-
-    def sockets(self) -> list[ClientSocket]:
-        return [a.sock for a in self.attachments.values()]
+    async def _append_in_redis(self, ts: int, body: bytes) -> int:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.redis_retry_s
+        delay = 0.05
+        while True:
+            try:
+                seq = await self.append_script(
+                    keys=self.keys,
+                    args=[self.token, ts, body, self.stream_maxlen, self.ttl_ms, self.channel_name],
+                )
+                return int(seq)  # type: ignore[call-overload,no-any-return]
+            except redis_errors.ResponseError as exc:
+                if "FENCED" not in str(exc):
+                    raise
+                token = await self.reacquire(self.last_seq)
+                if token is None:
+                    self.lost = True
+                    raise LeaseLost(self.session_id) from None
+                log.warning("lease of %s re-taken after Redis lost it", self.session_id)
+                self.token = token
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+                if loop.time() > deadline:
+                    raise
+                log.warning("redis unreachable; retrying append in %.2fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)

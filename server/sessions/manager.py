@@ -1,24 +1,36 @@
-"""The session layer's front door: it routes every session frame of every socket.
+"""The session layer's front door on one worker: it routes every session frame of every socket.
 
-It implements the socket's ``SessionGateway``: ``session.start`` creates a session owned by the
-caller; ``session.resume`` (the owner's devices) and ``watch`` (admins, read-only) attach a
-socket with a replay; input frames go to the session the socket is attached to. Sessions live
-on this worker while active; one that is not in memory (after a restart) is recovered from
-Postgres on first use.
+Any worker serves any socket of any session (no sticky load balancing):
+- ``session.start`` creates the session and takes its lease: this worker becomes its owner,
+  the one place its interviewer engine runs and its events are appended;
+- ``session.resume`` (the owner's devices) and ``watch`` (admins, read-only) attach the socket
+  to the session's local channel (subscribed on Redis while it has sockets here), replay, then
+  go live;
+- input (``candidate.message``, ``code.update``, ``code.run``, ``interviewer.interrupt``,
+  ``session.end``) is applied here if this worker owns the session, forwarded to the owner
+  through Redis otherwise, and taken over when no worker holds the lease any more;
+- a keeper renews this worker's leases and takes over sessions whose owner died while this
+  worker still has sockets on them (the cut turn is ended with ``stop_reason: error``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
+
+from protocol.codec import JSON
 from protocol.messages import (
     CandidateMessage,
     ClientFrame,
     CodeRun,
     CodeUpdate,
+    Error,
     InterviewerInterrupt,
     Limits,
     PhaseChanged,
@@ -27,18 +39,27 @@ from protocol.messages import (
     SessionResume,
     SessionStart,
     SessionStarted,
+    Snapshot,
     Watch,
 )
+from server import metrics
 from server.client_socket import ClientSocket, Endpoint
-from server.errors import Forbidden, MentaraError, NotFound
+from server.errors import Forbidden, MentaraError, NotFound, ServiceUnavailable
+from server.hub.history import History
+from server.hub.keys import session_id_of_channel, session_keys, worker_channel
+from server.hub.lease import Lease, Leases
+from server.hub.pubsub import PubSubHub
+from server.hub.rpc import InputRouter, OwnerUnreachable
 from server.interviewer.engine import EngineConfig, InterviewerEngine, phase_deadline
 from server.interviewer.provider import LLMProvider
 from server.sessions.catalog import Catalog
+from server.sessions.channel import SessionChannel
 from server.sessions.code_runs import CodeRunService
 from server.sessions.event_writer import EventWriter
 from server.sessions.live import LiveSession, SessionEndedError
-from server.sessions.log import SessionLog, now_ms
+from server.sessions.log import LeaseLost, LoggedEvent, SessionLog, now_ms
 from server.sessions.recovery import recover_state
+from server.sessions.snapshots import build_snapshot
 from server.sessions.store import SessionRow, SessionStore
 
 log = logging.getLogger("mentara.sessions")
@@ -54,7 +75,9 @@ class NotAttached(MentaraError):
 @dataclass(frozen=True)
 class SessionConfig:
     engine: EngineConfig
-    history_limit: int = 2000
+    lease_ms: int = 5000
+    stream_maxlen: int = 10_000
+    history_ttl_ms: int = 6 * 3600 * 1000
 
 
 class SessionManager:
@@ -67,6 +90,8 @@ class SessionManager:
         catalog: Catalog,
         runner: CodeRunService,
         config: SessionConfig,
+        redis: aioredis.Redis,
+        prefix: str,
     ) -> None:
         self.store = store
         self.writer = writer
@@ -74,9 +99,52 @@ class SessionManager:
         self.catalog = catalog
         self.runner = runner
         self.config = config
-        self.live: dict[str, LiveSession] = {}
-        self.attached: dict[ClientSocket, LiveSession] = {}
-        self._loading: dict[str, asyncio.Future[LiveSession]] = {}
+        self.redis = redis
+        self.prefix = prefix
+        self.worker_id = uuid.uuid4().hex[:12]
+        self.leases = Leases(
+            redis, prefix, self.worker_id, lease_ms=config.lease_ms, ttl_ms=config.history_ttl_ms
+        )
+        self.history = History(redis, store, prefix)
+        self.hub = PubSubHub(redis, self._on_pubsub, self._on_reconnect)
+        self.router = InputRouter(redis, worker_channel(prefix, self.worker_id))
+        self.router.handler = self._apply_forwarded
+        self.channels: dict[str, SessionChannel] = {}
+        self.owned: dict[str, LiveSession] = {}
+        self.attached: dict[ClientSocket, str] = {}
+        self._takeovers: dict[str, asyncio.Future[LiveSession | None]] = {}
+        self._keeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.hub.start()
+        await self.hub.subscribe(worker_channel(self.prefix, self.worker_id))
+        self._keeper = asyncio.create_task(self._keep(), name="lease-keeper")
+
+    async def close(self) -> None:
+        """Shutdown: stop every engine (a turn in progress ends with ``error``), hand the
+        sessions over by releasing their leases, stop listening."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+        sessions = list(self.owned.values())
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        for session in sessions:
+            if session.lease is not None:
+                try:
+                    await self.leases.release(session.lease)
+                except Exception:
+                    log.warning("could not release the lease of %s", session.id)
+        self.owned.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.router.close()
+        for channel in self.channels.values():
+            await channel.close()
+        await self.hub.close()
 
     # -- SessionGateway --------------------------------------------------------------------
 
@@ -85,48 +153,40 @@ class SessionManager:
             case SessionStart():
                 await self._start(sock, frame)
             case SessionResume(session_id=session_id, last_seq=last_seq):
-                session = await self._owned(sock, session_id)
-                await self._attach(sock, session, last_seq)
+                row = await self._row(session_id)
+                if row.user_id != sock.user_id:
+                    raise NotFound("no such session")  # never confirm another user's session
+                await self._attach(sock, row, last_seq)
+                sock.ack(frame.id if isinstance(frame.id, str) else None)
             case Watch(session_id=session_id):
                 if sock.endpoint is not Endpoint.ADMIN:
                     raise Forbidden("watch is for the admin socket")
+                row = await self._row(session_id)
                 last_seq = frame.last_seq if isinstance(frame.last_seq, int) else 0
-                session = await self._get(session_id)
-                await self._attach(sock, session, last_seq, read_only=True)
-            case CandidateMessage(id=ref, text=text):
-                seq = await self._session_of(sock).candidate_message(ref, text)
+                await self._attach(sock, row, last_seq, read_only=True)
+                sock.ack(frame.id if isinstance(frame.id, str) else None)
+            case (
+                CandidateMessage()
+                | CodeUpdate()
+                | CodeRun()
+                | InterviewerInterrupt()
+                | SessionEnd()
+            ):
+                attached_to = self.attached.get(sock)
+                if attached_to is None:
+                    raise NotAttached()
+                ref = frame.id if isinstance(frame.id, str) else None
+                seq = await self._input(attached_to, sock.user_id, frame)
                 sock.ack(ref, seq)
-            case CodeUpdate(id=ref, language=language, source=source):
-                seq = await self._session_of(sock).code_update(ref, language, source)
-                sock.ack(ref, seq)
-            case CodeRun(id=ref):
-                session = self._session_of(sock)
-                seq = await session.apply_once(ref, lambda: self.runner.run(session))
-                sock.ack(ref, seq)
-            case InterviewerInterrupt(id=ref):
-                session = self._session_of(sock)
-                ref_id = ref if isinstance(ref, str) else None
-
-                async def interrupt() -> None:
-                    session.interrupt()
-
-                await session.apply_once(ref_id, _no_event(interrupt))
-                sock.ack(ref_id)
-            case SessionEnd(id=ref):
-                session = self._session_of(sock)
-                seq = await session.apply_once(
-                    ref, _no_event(lambda: session.end("candidate_ended"))
-                )
-                sock.ack(ref, seq if seq is not None else session.log.last_seq)
             case _:
                 raise MentaraError(f"{type(frame).__name__} is not handled here")
 
     async def detach(self, sock: ClientSocket) -> None:
-        session = self.attached.pop(sock, None)
-        if session is not None:
-            session.detach(sock)
+        session_id = self.attached.pop(sock, None)
+        if session_id is not None:
+            await self._leave(sock, session_id)
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- start, attach ---------------------------------------------------------------------
 
     async def _start(self, sock: ClientSocket, frame: SessionStart) -> None:
         if sock.endpoint is Endpoint.ADMIN:
@@ -149,14 +209,19 @@ class SessionManager:
             deadline_ts=started + duration_s * 1000,
         )
         if not created:
-            session = await self._get(row.id)
-            await self._attach(sock, session, 0)
+            await self._attach(sock, row, 0)
             sock.ack(frame.id, 1)
             return
-        session = self._new_live(row, last_seq=0, started_at_ms=started)
-        self.live[row.id] = session
-        self._move(sock, session)
-        await session.attach(sock, 0, announce=False)
+        lease = await self.leases.acquire(row.id, 0)
+        if lease is None:
+            raise ServiceUnavailable("could not take the new session's lease; retry")
+        channel = self._channel(row.id)
+        channel.set_head(0)
+        session = self._new_live(row, lease, started_at_ms=started)
+        self.owned[row.id] = session
+        await self._move(sock, row.id)
+        await self.hub.subscribe(session_keys(self.prefix, row.id).channel)
+        await channel.attach(sock, 0, announce=False)
         rubric = self.catalog.rubric(frame.track)
         first = await session.log.append(
             SessionStarted(
@@ -181,18 +246,139 @@ class SessionManager:
         session.arm_deadline()
         session.engine.start(introduce=True)
 
+    async def _row(self, session_id: str) -> SessionRow:
+        row = await self.store.get_session(session_id)
+        if row is None:
+            raise NotFound("no such session")
+        return row
+
+    async def _attach(
+        self, sock: ClientSocket, row: SessionRow, last_seq: int, *, read_only: bool = False
+    ) -> None:
+        await self._move(sock, row.id)
+        await self.hub.subscribe(session_keys(self.prefix, row.id).channel)
+        channel = self._channel(row.id)
+        try:
+            await channel.attach(sock, last_seq, read_only=read_only)
+        except BaseException:
+            self.attached.pop(sock, None)
+            await self._leave(sock, row.id)
+            raise
+        if row.status != "ended" and row.id not in self.owned:
+            self._spawn(self._ensure_owner(row.id))
+
+    async def _move(self, sock: ClientSocket, session_id: str) -> None:
+        previous = self.attached.get(sock)
+        self.attached[sock] = session_id
+        if previous is not None and previous != session_id:
+            await self._leave(sock, previous)
+
+    async def _leave(self, sock: ClientSocket, session_id: str) -> None:
+        channel = self.channels.get(session_id)
+        if channel is None or sock not in channel.attachments:
+            return
+        channel.detach(sock)
+        await self.hub.unsubscribe(session_keys(self.prefix, session_id).channel)
+        if not channel.attachments and session_id not in self.owned:
+            self.channels.pop(session_id, None)
+            await channel.close()
+
+    def _channel(self, session_id: str) -> SessionChannel:
+        channel = self.channels.get(session_id)
+        if channel is None:
+            channel = self.channels[session_id] = SessionChannel(
+                session_id, self.history, self._snapshot
+            )
+        return channel
+
+    async def _snapshot(self, session_id: str) -> Snapshot | None:
+        return await build_snapshot(self.store, self.catalog, session_id)
+
+    # -- input -----------------------------------------------------------------------------
+
+    async def _input(self, session_id: str, user_id: str, frame: ClientFrame) -> int | None:
+        for _ in range(3):
+            session = self.owned.get(session_id)
+            if session is not None:
+                try:
+                    return await self._apply(session, user_id, frame)
+                except LeaseLost:
+                    await self._drop_owned(session_id)
+                    continue
+            holder = await self.leases.holder(session_id)
+            if holder is None or holder == self.worker_id:
+                if await self._take_over(session_id) is None:
+                    continue
+                continue
+            try:
+                return await self.router.forward(
+                    worker_channel(self.prefix, holder), session_id, user_id, frame
+                )
+            except OwnerUnreachable:
+                await asyncio.sleep(self.config.lease_ms / 1000 / 3)
+        raise ServiceUnavailable("the session's owner is unavailable; retry")
+
+    async def _apply_forwarded(
+        self, session_id: str, user_id: str, frame: ClientFrame
+    ) -> int | None:
+        session = self.owned.get(session_id)
+        if session is None:
+            raise ServiceUnavailable("this worker no longer owns the session; retry")
+        return await self._apply(session, user_id, frame)
+
+    async def _apply(self, session: LiveSession, user_id: str, frame: ClientFrame) -> int | None:
+        if session.row.user_id != user_id:
+            raise NotFound("no such session")
+        if session.ended and not isinstance(frame, SessionEnd):
+            raise SessionEndedError("this session has ended")
+        match frame:
+            case CandidateMessage(id=ref, text=text):
+                return await session.candidate_message(ref, text)
+            case CodeUpdate(id=ref, language=language, source=source):
+                return await session.code_update(ref, language, source)
+            case CodeRun(id=ref):
+                return await session.apply_once(ref, lambda: self.runner.run(session))
+            case InterviewerInterrupt(id=ref):
+                await session.apply_once(
+                    ref if isinstance(ref, str) else None, _no_event(session.interrupt)
+                )
+                return None
+            case SessionEnd(id=ref):
+                seq = await session.apply_once(
+                    ref, _no_event(lambda: session.end("candidate_ended"))
+                )
+                return seq if seq is not None else session.log.last_seq
+        raise MentaraError(f"{type(frame).__name__} is not an input")
+
+    # -- ownership -------------------------------------------------------------------------
+
     def _new_live(
-        self, row: SessionRow, *, last_seq: int, started_at_ms: int, **state: object
+        self, row: SessionRow, lease: Lease, *, started_at_ms: int, **state: object
     ) -> LiveSession:
         question = self.catalog.get(row.question_id)
+        keys = session_keys(self.prefix, row.id)
+        holder: list[LiveSession] = []
+
+        async def reacquire(floor: int) -> str | None:
+            taken = await self.leases.acquire(row.id, floor)
+            if taken is None:
+                return None
+            holder[0].lease = taken
+            return taken.token
+
         session_log = SessionLog(
             row.id,
-            last_seq=last_seq,
+            last_seq=lease.seq,
+            token=lease.token,
+            keys=[keys.lease, keys.seq, keys.stream],
+            channel_name=keys.channel,
+            append_script=self.leases.append_script,
+            reacquire=reacquire,
             writer=self.writer,
-            store=self.store,
-            history_limit=self.config.history_limit,
+            channel=self._channel(row.id),
+            stream_maxlen=self.config.stream_maxlen,
+            ttl_ms=self.config.history_ttl_ms,
         )
-        holder: list[LiveSession] = []
         engine = InterviewerEngine(
             session_id=row.id,
             log=session_log,
@@ -205,23 +391,32 @@ class SessionManager:
             **state,  # type: ignore[arg-type]
         )
         session = LiveSession(
-            row, log=session_log, store=self.store, engine=engine, question=question.source
+            row,
+            log=session_log,
+            store=self.store,
+            engine=engine,
+            question=question.source,
+            broadcast=lambda error: self._spawn(self._broadcast(row.id, error)),
         )
+        session.lease = lease
         holder.append(session)
         return session
 
-    async def _get(self, session_id: str) -> LiveSession:
-        session = self.live.get(session_id)
-        if session is not None:
-            return session
-        loading = self._loading.get(session_id)
-        if loading is not None:
-            return await asyncio.shield(loading)
-        future: asyncio.Future[LiveSession] = asyncio.get_running_loop().create_future()
-        self._loading[session_id] = future
+    async def _ensure_owner(self, session_id: str) -> None:
+        if session_id in self.owned:
+            return
+        if await self.leases.holder(session_id) is None:
+            await self._take_over(session_id)
+
+    async def _take_over(self, session_id: str) -> LiveSession | None:
+        """Become the owner if nobody is; None when another worker holds the lease."""
+        pending = self._takeovers.get(session_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[LiveSession | None] = asyncio.get_running_loop().create_future()
+        self._takeovers[session_id] = future
         try:
-            session = await self._load(session_id)
-            self.live[session_id] = session
+            session = await self._load_as_owner(session_id)
             future.set_result(session)
             return session
         except BaseException as exc:
@@ -229,16 +424,27 @@ class SessionManager:
             future.exception()
             raise
         finally:
-            self._loading.pop(session_id, None)
+            self._takeovers.pop(session_id, None)
 
-    async def _load(self, session_id: str) -> LiveSession:
-        row = await self.store.get_session(session_id)
-        if row is None:
-            raise NotFound("no such session")
-        state = await recover_state(self.store, row)
+    async def _load_as_owner(self, session_id: str) -> LiveSession | None:
+        existing = self.owned.get(session_id)
+        if existing is not None:
+            return existing
+        row = await self._row(session_id)
+        if row.status == "ended":
+            raise SessionEndedError("this session has ended")
+        floor = await self.store.last_seq(session_id)
+        lease = await self.leases.acquire(session_id, floor)
+        if lease is None:
+            return None
+        events = await self.history.read(session_id, 0) or []
+        state = recover_state(session_id, [e for e in events if e.seq <= lease.seq])
+        channel = self._channel(session_id)
+        if not channel.attachments:
+            channel.set_head(lease.seq)
         session = self._new_live(
             row,
-            last_seq=state.last_seq,
+            lease,
             started_at_ms=row.created_at_ms,
             transcript=state.transcript,
             phase=state.phase,
@@ -248,9 +454,14 @@ class SessionManager:
         session.code = state.code
         if state.code is not None:
             session.engine.code_updated(state.code.language, state.code.source)
-        if row.status == "ended":
-            session.ended = True
-            return session
+        self.owned[session_id] = session
+        metrics.LEASE_TAKEOVERS.inc()
+        log.info(
+            "took over session %s at seq %d",
+            session_id,
+            lease.seq,
+            extra={"session_id": session_id},
+        )
         if state.open_turn is not None:
             await state.close_open_turn(session.log)
         session.engine.start(introduce=False)
@@ -260,45 +471,123 @@ class SessionManager:
             session.arm_deadline()
         return session
 
-    async def _owned(self, sock: ClientSocket, session_id: str) -> LiveSession:
-        session = await self._get(session_id)
-        if session.row.user_id != sock.user_id:
-            raise NotFound("no such session")  # never confirm that another user's session exists
-        return session
+    async def _drop_owned(self, session_id: str) -> None:
+        """This worker lost the lease: stop the engine (its appends would be refused)."""
+        session = self.owned.pop(session_id, None)
+        if session is not None:
+            session.log.lost = True
+            await session.close()
+            channel = self.channels.get(session_id)
+            if channel is not None and not channel.attachments:
+                self.channels.pop(session_id, None)
 
-    async def _attach(
-        self, sock: ClientSocket, session: LiveSession, last_seq: int, *, read_only: bool = False
-    ) -> None:
-        self._move(sock, session)
-        await session.attach(sock, last_seq, read_only=read_only)
+    async def _keep(self) -> None:
+        interval = self.config.lease_ms / 1000 / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._keep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("lease keeping failed", exc_info=True)
 
-    def _move(self, sock: ClientSocket, session: LiveSession) -> None:
-        previous = self.attached.get(sock)
-        if previous is not None and previous is not session:
-            previous.detach(sock)
-        self.attached[sock] = session
+    async def _keep_once(self) -> None:
+        for session_id, session in list(self.owned.items()):
+            if session.ended and session.engine.state.value == "ended":
+                self.owned.pop(session_id, None)
+                if session.lease is not None:
+                    await self.leases.release(session.lease)
+        owned = [s for s in self.owned.values() if s.lease is not None]
+        renewed = await self.leases.renew([s.lease for s in owned if s.lease is not None])
+        for session, ok in zip(owned, renewed, strict=True):
+            if not ok:
+                holder = await self.leases.holder(session.id)
+                if holder is None:
+                    taken = await self.leases.acquire(session.id, session.log.last_seq)
+                    if taken is not None:
+                        session.lease = taken
+                        session.log.token = taken.token
+                        continue
+                log.warning("lost the lease of %s", session.id)
+                await self._drop_owned(session.id)
+        for session_id, channel in list(self.channels.items()):
+            if channel.attachments and session_id not in self.owned:
+                self._spawn(self._ensure_owner_quietly(session_id))
 
-    def _session_of(self, sock: ClientSocket) -> LiveSession:
-        session = self.attached.get(sock)
-        if session is None:
-            raise NotAttached()
-        if session.ended:
-            raise SessionEndedError("this session has ended")
-        return session
+    async def _ensure_owner_quietly(self, session_id: str) -> None:
+        with contextlib.suppress(SessionEndedError):
+            await self._ensure_owner(session_id)
 
-    async def close(self) -> None:
-        """Stop every live session on this worker (shutdown); sessions stay active in Postgres."""
-        await asyncio.gather(*(s.close() for s in self.live.values()), return_exceptions=True)
-        self.live.clear()
+    # -- pub/sub ---------------------------------------------------------------------------
+
+    def _on_pubsub(self, channel_name: str, data: bytes) -> None:
+        if channel_name == self.router.my_channel:
+            self.router.on_message(data)
+            return
+        session_id = session_id_of_channel(self.prefix, channel_name)
+        channel = self.channels.get(session_id) if session_id else None
+        if channel is None:
+            return
+        seq = _peek_seq(data)
+        if seq is None:
+            self._deliver_control(channel, data)
+            return
+        if seq <= channel.head:
+            return  # already delivered (our own append, or a duplicate): no need to decode
+        try:
+            logged = LoggedEvent.from_json(data)
+        except Exception:
+            log.warning("undecodable event on %s", channel_name)
+            return
+        metrics.observe_delivery_lag(logged.event.ts)
+        channel.offer(logged)
+
+    def _deliver_control(self, channel: SessionChannel, data: bytes) -> None:
+        try:
+            frame = JSON.decode_server(data)
+        except Exception:
+            return
+        for sock in channel.sockets():
+            sock.send(frame)
+
+    async def _broadcast(self, session_id: str, frame: Error) -> None:
+        await self.redis.publish(session_keys(self.prefix, session_id).channel, JSON.encode(frame))
+
+    async def _on_reconnect(self) -> None:
+        for session_id, channel in list(self.channels.items()):
+            if channel.attachments:
+                await channel.check_gap(await self.history.current_seq(session_id))
+
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        async def supervised() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("session task failed")
+
+        task = asyncio.create_task(supervised())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
-def _no_event(action: object):  # type: ignore[no-untyped-def]
+def _peek_seq(data: bytes) -> int | None:
+    """The seq of a published event (``{"seq":N,...``) without decoding it; None otherwise."""
+    if not data.startswith(b'{"seq":'):
+        return None
+    end = data.find(b",", 7)
+    try:
+        return int(data[7:end])
+    except ValueError:
+        return None
+
+
+def _no_event(action: Callable[[], object]) -> Callable[[], Awaitable[None]]:
     """Adapt an action that appends no event of its own to ``apply_once``."""
 
     async def apply() -> None:
-        result = action()  # type: ignore[operator]
+        result = action()
         if asyncio.iscoroutine(result):
             await result
-        return None
 
     return apply

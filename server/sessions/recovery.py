@@ -8,15 +8,20 @@ that were delivered (ARCHITECTURE.md invariant 4).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-from protocol.messages import InterviewerTurnEnd
+from protocol.messages import (
+    CandidateSaid,
+    CodeSnapshot,
+    InterviewerDelta,
+    InterviewerTurnEnd,
+    InterviewerTurnStart,
+    PhaseChanged,
+)
 from server.interviewer.prompt import TranscriptTurn
 from server.sessions.event_writer import Records
 from server.sessions.live import CodeVersion
-from server.sessions.log import SessionLog
-from server.sessions.store import SessionRow, SessionStore
+from server.sessions.log import LoggedEvent, SessionLog
 
 
 @dataclass
@@ -64,33 +69,31 @@ class RecoveredState:
         self.open_turn = None
 
 
-async def recover_state(store: SessionStore, row: SessionRow) -> RecoveredState:
-    state = RecoveredState(row.id)
+def recover_state(session_id: str, events: list[LoggedEvent]) -> RecoveredState:
+    """Fold a session's events (all of them, in order) into the state a new owner needs."""
+    state = RecoveredState(session_id)
     turns: dict[str, OpenTurn] = {}
-    for event in await store.events_after(row.id, 0):
-        body = json.loads(event.body)
-        state.last_seq = event.seq
-        match event.type:
-            case "phase":
-                state.phase = body["name"]
-            case "candidate.message":
+    for logged in events:
+        state.last_seq = logged.seq
+        match logged.event:
+            case PhaseChanged(name=name):
+                state.phase = name
+            case CandidateSaid(text=text):
                 state.candidate_turns += 1
-                state.transcript.append(TranscriptTurn("candidate", body["text"]))
-            case "interviewer.turn.start":
+                state.transcript.append(TranscriptTurn("candidate", text))
+            case InterviewerTurnStart(turn_id=turn_id):
                 state.turns_spoken += 1
-                turns[body["turn_id"]] = OpenTurn(body["turn_id"], event.seq)
-            case "interviewer.delta":
-                open_turn = turns.get(body["turn_id"])
+                turns[turn_id] = OpenTurn(turn_id, logged.seq)
+            case InterviewerDelta(turn_id=turn_id, text=text):
+                open_turn = turns.get(turn_id)
                 if open_turn is not None:
-                    open_turn.text.append(body["text"])
-            case "interviewer.turn.end":
-                done = turns.pop(body["turn_id"], None)
+                    open_turn.text.append(text)
+            case InterviewerTurnEnd(turn_id=turn_id):
+                done = turns.pop(turn_id, None)
                 if done is not None:
                     state.transcript.append(TranscriptTurn("interviewer", "".join(done.text)))
-            case "code.snapshot":
-                state.code = CodeVersion(
-                    body["version"], body["language"], body["sha256"], body["source"], event.seq
-                )
+            case CodeSnapshot(version=version, language=language, sha256=sha256, source=source):
+                state.code = CodeVersion(version, language, sha256, source, logged.seq)
     if turns:
         state.open_turn = max(turns.values(), key=lambda t: t.start_seq)
     return state

@@ -1,0 +1,62 @@
+"""The Lua scripts: each a single atomic Redis step.
+
+``APPEND`` is the heart of ARCHITECTURE.md invariants 1 and 2: it checks the caller's lease
+(the fencing token), assigns the next seq, adds the event to the session's history stream
+(bounded length, TTL) and publishes it, all at once. A stale owner gets ``FENCED`` and
+appends nothing.
+"""
+
+from __future__ import annotations
+
+# KEYS: lease, seq, stream. ARGV: owner token, ts, body (event JSON without seq/ts), stream
+# max length, ttl ms, channel. Returns the new seq, or the error FENCED.
+APPEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED')
+end
+local seq = redis.call('INCR', KEYS[2])
+local event = '{"seq":' .. seq .. ',"ts":' .. ARGV[2] .. ',' .. string.sub(ARGV[3], 2)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'e', event)
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PUBLISH', ARGV[6], event)
+return seq
+"""
+
+# KEYS: lease, fence, seq. ARGV: worker id, lease ms, floor seq (the last seq Postgres has),
+# ttl ms. Acquires the lease if free; raises the seq counter to at least the floor (after a
+# Redis restart or expiry the counter is recovered, never rewound). Returns
+# {token, seq} or {false, current holder}.
+ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder then
+  return {false, holder}
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local token = ARGV[1] .. ':' .. fence
+redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+if seq < tonumber(ARGV[3]) then
+  seq = tonumber(ARGV[3])
+  redis.call('SET', KEYS[3], seq, 'PX', ARGV[4])
+end
+return {token, seq}
+"""
+
+# KEYS: lease. ARGV: token, lease ms. 1 when renewed, 0 when the lease is no longer ours.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: lease. ARGV: token. Deletes the lease only if it is still ours.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
