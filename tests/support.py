@@ -11,14 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import uvicorn
 
 from server.app import create_app
@@ -124,3 +131,60 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
 
 def services_mode() -> str:
     return os.environ.get("MENTARA_TEST_SERVICES", "embedded")
+
+
+MENTARA = [sys.executable, "-m", "server.cli"]
+_LISTENING = re.compile(r"serving http://[\d.]+:(\d+) with (\d+) worker")
+
+
+@contextmanager
+def serving(*args: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``mentara serve --port 0`` as a real process; yields it and the port it listens on.
+
+    Its output is read continuously (so the process never blocks on a full pipe) and kept in
+    ``proc.output_lines`` for failure messages. Stopped with SIGTERM at the end (if alive).
+    """
+    proc = subprocess.Popen([*MENTARA, "serve", "--port", "0", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    lines: list[str] = []
+    proc.output_lines = lines  # type: ignore[attr-defined]
+    reader: threading.Thread | None = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if match := _LISTENING.search(line):
+                break
+        else:
+            raise AssertionError("serve exited before listening:\n" + "".join(lines))
+        stdout = proc.stdout
+        reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
+        reader.start()
+        yield proc, int(match.group(1))
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if reader is not None:
+            reader.join(timeout=10)
+        if proc.stdout and (reader is None or not reader.is_alive()):
+            proc.stdout.close()
+
+
+async def wait_ready(port: int, timeout: float = 60.0) -> httpx.Response:
+    async with httpx.AsyncClient() as http:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                response = await http.get(f"http://127.0.0.1:{port}/readyz")
+                if response.status_code == 200 or loop.time() > deadline:
+                    return response
+            except httpx.TransportError:
+                if loop.time() > deadline:
+                    raise
+            await asyncio.sleep(0.1)

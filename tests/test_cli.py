@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from server.auth import AuthSettings, TokenVerifier
 from server.embedded import EmbeddedRedis
-from tests.support import TEST_SECRET, Services
-
-MENTARA = [sys.executable, "-m", "server.cli"]
-_LISTENING = re.compile(r"serving http://[\d.]+:(\d+) with (\d+) worker")
+from tests.support import MENTARA, TEST_SECRET, Services, serving, wait_ready
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -36,47 +28,6 @@ def mentara(*args: str, env: dict[str, str]) -> str:
     done = subprocess.run([*MENTARA, *args], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
-
-
-@contextmanager
-def serving(*args: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    proc = subprocess.Popen([*MENTARA, "serve", "--port", "0", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if match := _LISTENING.search(line):
-                break
-        else:
-            raise AssertionError("serve exited before listening:\n" + "".join(seen))
-        yield proc, int(match.group(1))
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
-
-
-async def wait_ready(port: int, timeout: float = 60.0) -> httpx.Response:
-    async with httpx.AsyncClient() as http:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                response = await http.get(f"http://127.0.0.1:{port}/readyz")
-                if response.status_code == 200 or loop.time() > deadline:
-                    return response
-            except httpx.TransportError:
-                if loop.time() > deadline:
-                    raise
-            await asyncio.sleep(0.1)
 
 
 async def test_token_is_signed_with_the_configured_secret(tmp_path: Path) -> None:

@@ -239,7 +239,9 @@ async def test_http_lists_the_callers_sessions(fast_server: RunningServer) -> No
         assert theirs.json()["error"]["code"] == "not_found"
 
 
-async def test_code_runs_against_visible_tests_and_hints_are_graded(fast_server: RunningServer) -> None:
+async def test_code_runs_against_visible_tests_and_hints_are_graded(
+    fast_server: RunningServer,
+) -> None:
     from protocol.messages import CodeResult, CodeRun, InterviewerDelta
 
     server = fast_server
@@ -251,20 +253,34 @@ async def test_code_runs_against_visible_tests_and_hints_are_graded(fast_server:
 
         # Stuck: the first hint, then the second; never the reference solution.
         for n in (1, 2):
-            frames += [await c.request(CandidateMessage(id=f"stuck-{n}", text="I'm stuck, any hint?"))]
+            frames += [
+                await c.request(CandidateMessage(id=f"stuck-{n}", text="I'm stuck, any hint?"))
+            ]
             frames += await read_until(c, turn_ended(1))
             assert hints[n - 1] in list(turn_texts(frames).values())[-1]
         spoken = "".join(turn_texts(frames).values())
         assert catalog_question.source.reference_solution.strip() not in spoken
 
         # Wrong code fails its visible tests; right code passes and brings the follow-ups.
-        await c.request(CodeUpdate(id="v1", language="python", source="def two_sum(nums, target):\n    return []\n"))
+        await c.request(
+            CodeUpdate(
+                id="v1", language="python", source="def two_sum(nums, target):\n    return []\n"
+            )
+        )
         ack = await c.request(CodeRun(id="run-1"))
-        result = next(f for f in await read_until(c, lambda f: isinstance(f, CodeResult)) if isinstance(f, CodeResult))
+        result = next(
+            f
+            for f in await read_until(c, lambda f: isinstance(f, CodeResult))
+            if isinstance(f, CodeResult)
+        )
         assert result.status == "failed"
         assert ack.seq == result.seq
         assert result.version == 1
-        await c.request(CodeUpdate(id="v2", language="python", source=catalog_question.source.reference_solution))
+        await c.request(
+            CodeUpdate(
+                id="v2", language="python", source=catalog_question.source.reference_solution
+            )
+        )
         await c.request(CodeRun(id="run-2"))
         after = await read_until(c, lambda f: isinstance(f, InterviewerDelta))
         result = next(f for f in after if isinstance(f, CodeResult))

@@ -187,9 +187,10 @@ async def test_the_prompt_carries_the_latest_code_and_the_budget_is_enforced(
             coalesce_ms=5.0,
             llm_token_budget=1,  # spent by the first turn
         )
-        async with running_server(configured) as server, open_client(
-            server.ws_url(), token=server.token(uuid.uuid4().hex)
-        ) as c:
+        async with (
+            running_server(configured) as server,
+            open_client(server.ws_url(), token=server.token(uuid.uuid4().hex)) as c,
+        ):
             api.reply(INTRO)
             await c.request(SessionStart(id="start", track="coding"))
             frames = await read_until(c, turn_ended(1))
@@ -199,7 +200,9 @@ async def test_the_prompt_carries_the_latest_code_and_the_budget_is_enforced(
                 frames.append(reply)
                 reply = await c.recv()
             assert (reply.code, reply.retryable) == ("quota_exceeded", False)
-            await c.request(CodeUpdate(id="code", language="python", source="def solve():\n    return 42\n"))
+            await c.request(
+                CodeUpdate(id="code", language="python", source="def solve():\n    return 42\n")
+            )
             await c.request(CandidateMessage(id="m", text="Here is my code."))
             refused = (await read_until(c, lambda f: isinstance(f, Error)))[-1]
             assert isinstance(refused, Error)
@@ -208,13 +211,17 @@ async def test_the_prompt_carries_the_latest_code_and_the_budget_is_enforced(
         assert api.requests[0].body["messages"][-1]["role"] == "user"
 
 
-async def test_the_request_includes_the_candidates_code(claude: tuple[FakeMessagesAPI, RunningServer]) -> None:
+async def test_the_request_includes_the_candidates_code(
+    claude: tuple[FakeMessagesAPI, RunningServer],
+) -> None:
     from protocol.messages import CodeUpdate
 
     api, server = claude
     async with open_client(server.ws_url(), token=server.token(uuid.uuid4().hex)) as c:
         await start_interview(api, c)
-        await c.request(CodeUpdate(id="code", language="python", source="def solve():\n    return 42\n"))
+        await c.request(
+            CodeUpdate(id="code", language="python", source="def solve():\n    return 42\n")
+        )
         api.reply("Walk me through it.")
         await say(c, "Here is my code.", "m1")
     last = api.requests[-1]

@@ -58,7 +58,7 @@ from server.sessions.code_runs import CodeRunService
 from server.sessions.event_writer import EventWriter
 from server.sessions.live import LiveSession, SessionEndedError
 from server.sessions.log import LeaseLost, LoggedEvent, SessionLog, now_ms
-from server.sessions.recovery import recover_state
+from server.sessions.recovery import backfill_records, recover_state
 from server.sessions.snapshots import build_snapshot
 from server.sessions.store import SessionRow, SessionStore
 
@@ -297,7 +297,12 @@ class SessionManager:
     # -- input -----------------------------------------------------------------------------
 
     async def _input(self, session_id: str, user_id: str, frame: ClientFrame) -> int | None:
-        for _ in range(3):
+        """Apply here if owned, else forward to the owner; take over once its lease is gone.
+
+        Waits at most about two lease periods for a dead owner's lease to expire."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.config.lease_ms / 1000
+        while loop.time() < deadline:
             session = self.owned.get(session_id)
             if session is not None:
                 try:
@@ -308,7 +313,7 @@ class SessionManager:
             holder = await self.leases.holder(session_id)
             if holder is None or holder == self.worker_id:
                 if await self._take_over(session_id) is None:
-                    continue
+                    await asyncio.sleep(0.05)  # someone else took it, or our stale lease
                 continue
             try:
                 return await self.router.forward(
@@ -437,8 +442,12 @@ class SessionManager:
         lease = await self.leases.acquire(session_id, floor)
         if lease is None:
             return None
-        events = await self.history.read(session_id, 0) or []
-        state = recover_state(session_id, [e for e in events if e.seq <= lease.seq])
+        events = [e for e in await self.history.read(session_id, 0) or [] if e.seq <= lease.seq]
+        missing = [e for e in events if e.seq > floor]
+        if missing:
+            # The dead owner's write-behind had not reached Postgres: Redis still has them.
+            await self.writer.submit(backfill_records(session_id, events, after=floor))
+        state = recover_state(session_id, events)
         channel = self._channel(session_id)
         if not channel.attachments:
             channel.set_head(lease.seq)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.codec import JSON
 from protocol.messages import (
     CandidateSaid,
     CodeSnapshot,
@@ -17,6 +18,7 @@ from protocol.messages import (
     InterviewerTurnEnd,
     InterviewerTurnStart,
     PhaseChanged,
+    SessionEnded,
 )
 from server.interviewer.prompt import TranscriptTurn
 from server.sessions.event_writer import Records
@@ -97,3 +99,43 @@ def recover_state(session_id: str, events: list[LoggedEvent]) -> RecoveredState:
     if turns:
         state.open_turn = max(turns.values(), key=lambda t: t.start_seq)
     return state
+
+
+def backfill_records(session_id: str, events: list[LoggedEvent], *, after: int) -> Records:
+    """The Postgres rows for the events after ``after`` (with their transcript turns, code
+    snapshots and ending), for a new owner whose predecessor died before its write-behind
+    reached Postgres. ``events`` must be the whole session, so turns can be reassembled."""
+    rows = Records()
+    events_rows: list[tuple[str, int, str, int, str]] = []
+    turns: list[tuple[str, str, str, str, int, int | None, str | None]] = []
+    snapshots: list[tuple[str, int, str, str, str, int]] = []
+    endings: list[tuple[str, str]] = []
+    open_turns: dict[str, tuple[int, list[str]]] = {}
+    for logged in events:
+        event = logged.event
+        match event:
+            case InterviewerTurnStart(turn_id=turn_id):
+                open_turns[turn_id] = (logged.seq, [])
+            case InterviewerDelta(turn_id=turn_id, text=text) if turn_id in open_turns:
+                open_turns[turn_id][1].append(text)
+        if logged.seq <= after:
+            continue
+        wire = logged.encoded(JSON).decode()
+        events_rows.append((session_id, logged.seq, logged.type, event.ts, wire))
+        match event:
+            case CandidateSaid(turn_id=turn_id, text=text):
+                turns.append((session_id, turn_id, "candidate", text, logged.seq, None, None))
+            case InterviewerTurnEnd(turn_id=turn_id, stop_reason=reason) if turn_id in open_turns:
+                start, parts = open_turns[turn_id]
+                turns.append(
+                    (session_id, turn_id, "interviewer", "".join(parts), start, logged.seq, reason)
+                )
+            case CodeSnapshot(version=version, language=language, sha256=sha256, source=source):
+                snapshots.append((session_id, version, language, sha256, source, logged.seq))
+            case SessionEnded(reason=reason):
+                endings.append((session_id, reason))
+    rows.events = tuple(events_rows)
+    rows.turns = tuple(turns)
+    rows.snapshots = tuple(snapshots)
+    rows.endings = tuple(endings)
+    return rows

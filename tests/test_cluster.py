@@ -1,0 +1,196 @@
+"""Any worker serves any socket (issue 4): real `mentara serve` processes, one Redis, one Postgres.
+
+The candidate's phone on worker A, their laptop on worker B, an admin watching from B; A is
+killed with SIGKILL mid-turn; the phone resumes on B and the interview finishes there. Every
+socket's seqs run without gap or duplicate, and the cut turn is ended with ``error``, stored
+as delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from protocol.client import ConnectionClosedByServer, InterviewClient, open_client
+from protocol.messages import (
+    CandidateMessage,
+    InterviewerDelta,
+    InterviewerTurnEnd,
+    Resumed,
+    ServerFrame,
+    SessionEnd,
+    SessionEnded,
+    SessionEvent,
+    SessionResume,
+    SessionStart,
+    SessionStarted,
+    Watch,
+)
+from server.auth import mint_dev_token
+from tests.interview_support import assert_gap_free, stored_turns
+from tests.support import TEST_SECRET, Services, serving, wait_ready
+
+
+def cluster_env(services: Services, data_dir: Path, prefix: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MENTARA_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(
+        DATABASE_URL=services.database_url,
+        REDIS_URL=services.redis_url,
+        MENTARA_JWT_SECRET=TEST_SECRET,
+        MENTARA_REDIS_PREFIX=prefix,
+        MENTARA_DATA_DIR=str(data_dir),
+        MENTARA_LOG_LEVEL="warning",
+        MENTARA_LEASE_MS="1500",
+        MENTARA_OFFLINE_TOKENS_PER_S="15",
+        MENTARA_COALESCE_MS="10",
+        **extra,
+    )
+    return env
+
+
+class Stream:
+    """Every session event one socket received, across its reconnects, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[SessionEvent] = []
+
+    def add(self, frames: list[ServerFrame]) -> None:
+        self.events += [f for f in frames if isinstance(f, SessionEvent)]
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1].seq if self.events else 0
+
+
+async def pump(
+    client: InterviewClient, stream: Stream, until: type, *, timeout: float = 30.0
+) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await client.recv(timeout=None)
+            stream.add([frame])
+            if isinstance(frame, until):
+                return
+
+
+async def drain(client: InterviewClient, stream: Stream, seconds: float) -> None:
+    """Keep what arrives for ``seconds`` or until the socket drops."""
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                stream.add([await client.recv(timeout=None)])
+    except (TimeoutError, ConnectionClosedByServer):
+        pass
+
+
+@dataclass
+class TwoWorkers:
+    proc_a: subprocess.Popen[str]
+    port_a: int
+    port_b: int
+
+
+@pytest.fixture
+def two_workers(services: Services, tmp_path: Path) -> Iterator[TwoWorkers]:
+    env = cluster_env(services, tmp_path, f"cl{uuid.uuid4().hex[:8]}:")
+    with serving(env=env) as (proc_a, port_a), serving(env=env) as (_proc_b, port_b):
+        yield TwoWorkers(proc_a, port_a, port_b)
+
+
+async def test_kill_the_owner_mid_turn_and_finish_on_the_other_worker(
+    two_workers: TwoWorkers, services: Services
+) -> None:
+    proc_a, port_a, port_b = two_workers.proc_a, two_workers.port_a, two_workers.port_b
+    for port in (port_a, port_b):
+        assert (await wait_ready(port)).status_code == 200
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    token = mint_dev_token(TEST_SECRET, user)
+    admin = mint_dev_token(TEST_SECRET, "ops", admin=True)
+    url_a = f"ws://127.0.0.1:{port_a}/v1/interview"
+    url_b = f"ws://127.0.0.1:{port_b}/v1/interview"
+
+    phone_stream, laptop_stream, admin_stream = Stream(), Stream(), Stream()
+    phone = await InterviewClient.connect(url_a, token=token)
+    await phone.send(SessionStart(id="start", track="coding"))
+    await pump(phone, phone_stream, InterviewerDelta)
+    started = phone_stream.events[0]
+    assert isinstance(started, SessionStarted)
+    session_id = started.session_id
+
+    async with (
+        open_client(url_b, token=token) as laptop,
+        open_client(f"ws://127.0.0.1:{port_b}/v1/admin/watch", token=admin) as watcher,
+    ):
+        await laptop.send(SessionResume(session_id=session_id, last_seq=0))
+        assert isinstance(await laptop.recv(), Resumed)
+        await watcher.send(Watch(session_id=session_id))
+        assert isinstance(await watcher.recv(), Resumed)
+        await pump(laptop, laptop_stream, InterviewerDelta)
+        await pump(watcher, admin_stream, InterviewerDelta)
+        await pump(phone, phone_stream, InterviewerDelta)
+
+        # Worker A dies mid-sentence.
+        proc_a.send_signal(signal.SIGKILL)
+        proc_a.wait(timeout=10)
+        await drain(phone, phone_stream, 0.5)
+        await phone.close()
+
+        # The phone comes back through worker B and resumes where it was.
+        async with open_client(url_b, token=token) as phone_again:
+            await phone_again.send(
+                SessionResume(session_id=session_id, last_seq=phone_stream.last_seq)
+            )
+            resumed = await phone_again.recv()
+            assert isinstance(resumed, Resumed)
+            # B takes the session over once A's lease expires and ends the cut turn.
+            await pump(phone_again, phone_stream, InterviewerTurnEnd)
+            cut = phone_stream.events[-1]
+            assert isinstance(cut, InterviewerTurnEnd)
+            assert cut.stop_reason == "error"
+            # The interview goes on, on B.
+            ack = await phone_again.request(
+                CandidateMessage(id="after", text="Can you hear me now?")
+            )
+            assert ack.seq is not None
+            await pump(phone_again, phone_stream, InterviewerTurnEnd)
+            await phone_again.request(SessionEnd(id="end"))
+            await pump(phone_again, phone_stream, SessionEnded)
+        await pump(laptop, laptop_stream, SessionEnded)
+        await pump(watcher, admin_stream, SessionEnded)
+
+    for stream in (phone_stream, laptop_stream, admin_stream):
+        assert_gap_free(stream.events)
+    # Every socket saw the same session, event for event.
+    assert [e.seq for e in laptop_stream.events] == [e.seq for e in admin_stream.events]
+    assert laptop_stream.events == admin_stream.events == phone_stream.events
+
+    # Postgres has every event (the dead owner's unflushed ones were backfilled from Redis),
+    # and the cut turn is stored as exactly what was delivered.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_b}") as http:
+        body = (
+            await http.get(
+                f"/v1/sessions/{session_id}", headers={"Authorization": f"Bearer {token}"}
+            )
+        ).json()
+    assert body["session"]["status"] == "ended"
+    stored = {t["turn_id"]: t for t in await stored_turns(services.database_url, session_id)}
+    delivered = "".join(
+        e.text
+        for e in phone_stream.events
+        if isinstance(e, InterviewerDelta) and e.turn_id == cut.turn_id
+    )
+    assert stored[cut.turn_id]["text"] == delivered
+    assert stored[cut.turn_id]["stop_reason"] == "error"
