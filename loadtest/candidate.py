@@ -81,6 +81,10 @@ START_ATTEMPTS = 3
 RECONNECT_ATTEMPTS = 5
 TRANSCRIPT_FETCHES = 4
 MAX_PENDING = 256
+INPUT_KINDS = frozenset({"session.start", "session.resume", "candidate.message", "code.update"})
+"""Frames whose ack latency goes into ``ack_ms``: acked once stored. ``code.run`` and
+``session.end`` are acked only after the run or the closing turn; they have their own
+``ack_ms.<kind>`` histograms."""
 RESUMABLE_CLOSES = frozenset({1001, 1006, 1011, 1012, 1013, 4001, 4003})
 """Close codes after which a client reconnects and resumes (PROTOCOL.md §6); 4001 with a
 fresh token. Any other close ends the candidate's session."""
@@ -234,10 +238,13 @@ class VirtualCandidate:
         ref = new_id()
         await self._send(SessionStart(id=ref, track=self.track), "session.start")
         ok = await self._until(
-            lambda: self.checker.session_id is not None or self._start_error is not None
-            or not self._link_open(),
+            lambda: (
+                self.checker.session_id is not None
+                or self._start_error is not None
+                or not self._link_open()
+            ),
             START_TIMEOUT_S,
-        )  # fmt: skip
+        )
         if self.checker.session_id is None:
             if self._start_error is not None:
                 raise SessionLost(f"start_error.{self._start_error}")
@@ -303,7 +310,7 @@ class VirtualCandidate:
             return
         url = f"{http_base(self.urls[self.url_index])}/v1/sessions/{session_id}"
         headers = {"Authorization": f"Bearer {self.token}"}
-        check = None
+        check = first = None
         async with self.ctx.http_slots:
             for attempt in range(TRANSCRIPT_FETCHES):
                 if attempt:
@@ -317,13 +324,17 @@ class VirtualCandidate:
                     self.metrics.count(f"http.status.{response.status_code}")
                     continue
                 check = self.checker.compare_transcript(response.json().get("transcript", []))
+                first = first or check
                 if not check.issues:
-                    if attempt:
-                        # Clean only on a later read: the first read after session.ended and
-                        # its ack did not yet show what was streamed (write-behind lag).
-                        self.metrics.count("transcript.stale_first_read")
                     break
                 self.metrics.count("transcript.refetch")
+        if check is not None and not check.issues and first is not None and first.issues:
+            # Clean only on a later read: right after session.ended and the session.end ack,
+            # the server's stored transcript did not yet hold what it had streamed.
+            details = "; ".join(i.detail for i in first.issues[:3])
+            self.ctx.observe_anomaly(
+                "stale_transcript_after_end_ack", details, session_id, self.user_id
+            )
         if check is None:
             self.metrics.count("transcript.unchecked")
             return
@@ -451,19 +462,29 @@ class VirtualCandidate:
 
         Not ``session.start``: a repeated start re-attaches with the whole history, which
         this socket has already resumed."""
-        for pending in list(self.pending.values()):
+        for ref, pending in list(self.pending.items()):
             if pending.kind in ("session.start", "session.resume"):
+                # Its ack went to the socket that is gone; the session's events prove it.
+                del self.pending[ref]
+                self.metrics.count(f"ack.abandoned.{pending.kind}")
                 continue
             pending.resent = True
             self.metrics.count("sent.again")
             await self._write(pending.frame)
 
     async def _close_link(self) -> None:
+        """Close the socket if open; count how it closed (``close.<code>`` when the server
+        or the network closed it first, ``client_closes`` when this side did)."""
         link, self.link = self.link, None
-        if link is not None:
-            if link.is_open:
-                self.metrics.count("client_closes")
+        if link is None:
+            return
+        if link.is_open:
+            self.metrics.count("client_closes")
             await link.close()
+        else:
+            await link.close()
+            if not link.by_client:
+                self.metrics.count(f"close.{link.close_code}")
 
     def _link_open(self) -> bool:
         return self.link is not None and self.link.is_open
@@ -594,7 +615,8 @@ class VirtualCandidate:
             return
         if not pending.resent:
             ms = (self._loop.time() - pending.sent_at) * 1000
-            self.metrics.observe("ack_ms", ms, self.ctx.second())
+            if pending.kind in INPUT_KINDS:
+                self.metrics.observe("ack_ms", ms, self.ctx.second())
             self.metrics.observe(f"ack_ms.{pending.kind}", ms)
         if pending.kind in ("session.end", "session.resume"):
             self._wake.set()

@@ -41,39 +41,101 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--url", action="append", required=True, metavar="WS_URL",
-                   help="server URL, e.g. ws://127.0.0.1:8000 (repeat for several; candidates "
-                   "are spread round-robin and resume on the next one)")  # fmt: skip
+    p.add_argument(
+        "--url",
+        action="append",
+        required=True,
+        metavar="WS_URL",
+        help="server URL, e.g. ws://127.0.0.1:8000 (repeat for several; candidates "
+        "are spread round-robin and resume on the next one)",
+    )
     p.add_argument("--sessions", type=int, default=10, help="virtual candidates (default 10)")
-    p.add_argument("--duration", type=float, default=60.0, metavar="S",
-                   help="seconds from the start until every candidate ends its session "
-                   "(default 60)")  # fmt: skip
-    p.add_argument("--ramp-up", type=float, default=10.0, metavar="S",
-                   help="seconds over which the candidates start (default 10)")  # fmt: skip
-    p.add_argument("--processes", type=int, default=os.cpu_count() or 1, metavar="P",
-                   help="client processes (default: CPU count)")  # fmt: skip
-    p.add_argument("--think-time", type=float, default=5.0, metavar="S",
-                   help="mean seconds before answering the interviewer (default 5)")  # fmt: skip
-    p.add_argument("--code-every", type=float, default=8.0, metavar="S",
-                   help="mean seconds between code.update frames; 0: never (default 8)")  # fmt: skip
-    p.add_argument("--run-every", type=float, default=45.0, metavar="S",
-                   help="mean seconds between code.run frames (coding track); 0: never "
-                   "(default 45)")  # fmt: skip
-    p.add_argument("--resume-rate", type=float, default=0.0, metavar="R",
-                   help="socket drops + session.resume per minute per candidate (default 0)")  # fmt: skip
-    p.add_argument("--mix", default="coding=0.7,system_design=0.2,behavioral=0.1",
-                   help="track weights (default coding=0.7,system_design=0.2,behavioral=0.1)")  # fmt: skip
-    p.add_argument("--subprotocol", choices=("json", "msgpack", "mixed"), default="json",
-                   help="encoding; mixed alternates per candidate (default json)")  # fmt: skip
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help="results folder (default bench-results/load-<timestamp>/)")  # fmt: skip
-    p.add_argument("--token-secret", metavar="SECRET",
-                   help="HS256 secret to mint candidates' tokens with (see below)")  # fmt: skip
-    p.add_argument("--grace", type=float, default=30.0, metavar="S",
-                   help="seconds after --duration for ending and verifying; then the run "
-                   "stops whatever happens (default 30)")  # fmt: skip
-    p.add_argument("--progress-every", type=float, default=2.0, metavar="S",
-                   help="seconds between progress lines (default 2)")  # fmt: skip
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds from the start until every candidate ends its session (default 60)",
+    )
+    p.add_argument(
+        "--ramp-up",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds over which the candidates start (default 10)",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="P",
+        help="client processes (default: CPU count)",
+    )
+    p.add_argument(
+        "--think-time",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="mean seconds before answering the interviewer (default 5)",
+    )
+    p.add_argument(
+        "--code-every",
+        type=float,
+        default=8.0,
+        metavar="S",
+        help="mean seconds between code.update frames; 0: never (default 8)",
+    )
+    p.add_argument(
+        "--run-every",
+        type=float,
+        default=45.0,
+        metavar="S",
+        help="mean seconds between code.run frames (coding track); 0: never (default 45)",
+    )
+    p.add_argument(
+        "--resume-rate",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="socket drops + session.resume per minute per candidate (default 0)",
+    )
+    p.add_argument(
+        "--mix",
+        default="coding=0.7,system_design=0.2,behavioral=0.1",
+        help="track weights (default coding=0.7,system_design=0.2,behavioral=0.1)",
+    )
+    p.add_argument(
+        "--subprotocol",
+        choices=("json", "msgpack", "mixed"),
+        default="json",
+        help="encoding; mixed alternates per candidate (default json)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="results folder (default bench-results/load-<timestamp>/)",
+    )
+    p.add_argument(
+        "--token-secret",
+        metavar="SECRET",
+        help="HS256 secret to mint candidates' tokens with (see below)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds after --duration for ending and verifying; then the run "
+        "stops whatever happens (default 30)",
+    )
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between progress lines (default 2)",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
     return p
 

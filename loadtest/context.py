@@ -40,6 +40,8 @@ class WorkerContext:
     http: httpx.AsyncClient
     metrics: MetricSet = field(default_factory=MetricSet)
     issues: list[dict[str, Any]] = field(default_factory=list)
+    observations: list[dict[str, Any]] = field(default_factory=list)
+    """Anomalies that are not integrity errors, with details (the first ones only)."""
     active: int = 0
     http_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(HTTP_CONCURRENCY)
@@ -54,8 +56,27 @@ class WorkerContext:
         for issue in issues:
             self.metrics.count(f"integrity.{issue.kind}")
             if len(self.issues) < MAX_ISSUE_DETAILS:
-                self.issues.append({**issue.as_dict(), "user_id": user_id,
-                                    "t_s": round(time.time() - self.t0_wall, 3)})  # fmt: skip
+                self.issues.append(
+                    {
+                        **issue.as_dict(),
+                        "user_id": user_id,
+                        "t_s": round(time.time() - self.t0_wall, 3),
+                    }
+                )
+
+    def observe_anomaly(self, kind: str, detail: str, session_id: str | None, user_id: str) -> None:
+        """Count ``anomaly.<kind>`` and keep the first ones' details."""
+        self.metrics.count(f"anomaly.{kind}")
+        if len(self.observations) < MAX_ISSUE_DETAILS:
+            self.observations.append(
+                {
+                    "kind": kind,
+                    "detail": detail,
+                    "session_id": session_id,
+                    "user_id": user_id,
+                    "t_s": round(time.time() - self.t0_wall, 3),
+                }
+            )
 
     @property
     def integrity_errors(self) -> int:

@@ -85,8 +85,12 @@ class IntegrityIssue:
     seq: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "detail": self.detail, "session_id": self.session_id,
-                "seq": self.seq}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "detail": self.detail,
+            "session_id": self.session_id,
+            "seq": self.seq,
+        }
 
 
 @dataclass
@@ -245,11 +249,13 @@ class StreamChecker:
             streamed = self.turns.get(turn_id)
             if streamed is None:
                 if self._fully_received(row.get("seq"), row.get("end_seq")):
-                    found.append(self._issue(
-                        "transcript_mismatch",
-                        f"stored {row['role']} turn {turn_id} {_excerpt(text)} was never streamed",
-                        row.get("seq"),
-                    ))  # fmt: skip
+                    found.append(
+                        self._issue(
+                            "transcript_mismatch",
+                            f"stored {row['role']} turn {turn_id} {_excerpt(text)} was never streamed",
+                            row.get("seq"),
+                        )
+                    )
                 else:
                     unverified += 1
                 continue
@@ -258,22 +264,26 @@ class StreamChecker:
                 continue
             if streamed.text != text:
                 at = _first_difference(streamed.text, text)
-                found.append(self._issue(
-                    "transcript_mismatch",
-                    f"turn {turn_id}: streamed {len(streamed.text)} chars, stored {len(text)}; "
-                    f"first difference at {at}: streamed {_excerpt(streamed.text[at:])}, "
-                    f"stored {_excerpt(text[at:])}",
-                    row.get("seq"),
-                ))  # fmt: skip
+                found.append(
+                    self._issue(
+                        "transcript_mismatch",
+                        f"turn {turn_id}: streamed {len(streamed.text)} chars, stored {len(text)}; "
+                        f"first difference at {at}: streamed {_excerpt(streamed.text[at:])}, "
+                        f"stored {_excerpt(text[at:])}",
+                        row.get("seq"),
+                    )
+                )
             else:
                 verified += 1
         for turn_id, turn in self.turns.items():
             if turn_id not in stored_ids and turn.ended and turn.complete:
-                found.append(self._issue(
-                    "transcript_mismatch",
-                    f"streamed {turn.role} turn {turn_id} {_excerpt(turn.text)} is not stored",
-                    turn.start_seq,
-                ))  # fmt: skip
+                found.append(
+                    self._issue(
+                        "transcript_mismatch",
+                        f"streamed {turn.role} turn {turn_id} {_excerpt(turn.text)} is not stored",
+                        turn.start_seq,
+                    )
+                )
         return TranscriptCheck(found, verified, unverified)
 
     # -- internals ---------------------------------------------------------------------------
@@ -308,9 +318,10 @@ class StreamChecker:
             case CodeSnapshot(sha256=digest, source=source, version=version):
                 if _sha256(source) != digest:
                     return self._report(
-                        "malformed_stream", f"code.snapshot v{version}: sha256 is not its source's",
+                        "malformed_stream",
+                        f"code.snapshot v{version}: sha256 is not its source's",
                         seq,
-                    )  # fmt: skip
+                    )
                 if digest not in self._code:
                     return self._report(
                         "foreign_event", f"code.snapshot v{version} of a buffer never sent", seq
@@ -321,8 +332,9 @@ class StreamChecker:
 
     def _candidate_said(self, turn_id: str, text: str, seq: int) -> list[IntegrityIssue]:
         if text not in self._said_ever:
-            return self._report("foreign_event", f"candidate.message never sent: {_excerpt(text)}",
-                                seq)  # fmt: skip
+            return self._report(
+                "foreign_event", f"candidate.message never sent: {_excerpt(text)}", seq
+            )
         if self._said[text] <= 0:
             return self._report(
                 "duplicate", f"candidate.message applied twice: {_excerpt(text)}", seq

@@ -77,6 +77,7 @@ def format_table(result: RunResult) -> str:
         _line("sessions lost", lost),
         _line("errors by code", m.by_prefix("error.")),
         _line("closes by code", m.by_prefix("close.")),
+        _line("anomalies", m.by_prefix("anomaly.")),
         _line("integrity errors", m.by_prefix("integrity.")),
         f"{'result':<20}{_VERDICT.get(result.exit_code, str(result.exit_code))} "
         f"({result.integrity_errors} integrity errors, {result.elapsed_s:.0f}s)",
@@ -124,6 +125,7 @@ def write_json(result: RunResult, path: Path) -> None:
         "integrity_by_kind": m.by_prefix("integrity."),
         "counters": dict(sorted(m.counters.items())),
         "issues": result.issues,
+        "observations": result.observations,
         "workers": [vars(w) for w in result.workers],
         "timeseries": timeseries(result),
         "histograms": {name: hist.to_dict() for name, hist in sorted(m.histograms.items())},

@@ -69,6 +69,9 @@ class RunResult:
     elapsed_s: float
     metrics: MetricSet
     issues: list[dict[str, Any]]
+    """Integrity errors with details (the first ones of each worker; all are counted)."""
+    observations: list[dict[str, Any]]
+    """Anomalies that are not integrity errors (``anomaly.*`` counters), with details."""
     workers: list[WorkerStatus]
 
     @property
@@ -131,6 +134,7 @@ class _Collector:
         self.status = {p.worker_id: WorkerStatus(p.worker_id, len(p.indices)) for p in plans}
         self.parts: list[MetricSet] = []
         self.issues: list[dict[str, Any]] = []
+        self.observations: list[dict[str, Any]] = []
 
     def take(self, report: dict[str, Any]) -> None:
         worker = int(report["worker"])
@@ -140,6 +144,7 @@ class _Collector:
             case "final":
                 self.parts.append(MetricSet.from_dict(report["metrics"]))
                 self.issues += report["issues"]
+                self.observations += report.get("observations", [])
                 self.status[worker].state = "done"
             case "crash":
                 self.status[worker].state = "crashed"
@@ -160,6 +165,7 @@ class _Collector:
             elapsed_s=max(0.0, time.time() - t0_wall),
             metrics=metrics,
             issues=self.issues,
+            observations=self.observations,
             workers=list(self.status.values()),
         )
 
@@ -196,11 +202,13 @@ def run_processes(config: LoadConfig, *, out: Print = print) -> RunResult:
     collector = _Collector(plans, t0_wall)
     processes = {
         p.worker_id: context.Process(
-            target=worker_process, args=(p, reports), name=f"mentara-load-{p.worker_id}",
+            target=worker_process,
+            args=(p, reports),
+            name=f"mentara-load-{p.worker_id}",
             daemon=True,
         )
         for p in plans
-    }  # fmt: skip
+    }
     for process in processes.values():
         process.start()
     hard_stop = t0_wall + config.deadline_s + STOP_MARGIN_S

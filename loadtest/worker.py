@@ -6,8 +6,8 @@ small dicts, never with per-sample lists:
 
 - ``{"type": "progress", "worker", "active", "started", "events", "integrity", "errors",
   "lag_ms": <histogram dict>}`` about once a second (cumulative figures);
-- ``{"type": "final", "worker", "metrics": <MetricSet dict>, "issues": [...]}`` once, at the
-  end (also after the hard stop);
+- ``{"type": "final", "worker", "metrics": <MetricSet dict>, "issues": [...],
+  "observations": [...]}`` once, at the end (also after the hard stop);
 - ``{"type": "crash", "worker", "error"}`` from a process whose loop died.
 
 Contract: :func:`run_worker` returns by ``t0 + duration + grace`` (plus the time to close
@@ -97,8 +97,15 @@ async def run_worker(plan: WorkerPlan, emit: Emit) -> None:
                 ctx.metrics.count("sessions.unfinished")
         _sample(ctx)
         emit(_progress(ctx))
-        emit({"type": "final", "worker": plan.worker_id, "metrics": ctx.metrics.to_dict(),
-              "issues": ctx.issues})  # fmt: skip
+        emit(
+            {
+                "type": "final",
+                "worker": plan.worker_id,
+                "metrics": ctx.metrics.to_dict(),
+                "issues": ctx.issues,
+                "observations": ctx.observations,
+            }
+        )
 
 
 async def _tick(ctx: WorkerContext, emit: Emit) -> None:

@@ -48,6 +48,7 @@ from server.config import Settings
 from server.errors import Forbidden, MentaraError, Unauthorized
 from server.ratelimit import TokenBucket
 from server.send_queue import Payload, SendQueue, SendQueueFull
+from server.ws_transport import close_now
 
 log = logging.getLogger("mentara.socket")
 _socket_ids = itertools.count(1)
@@ -103,6 +104,7 @@ class ClientSocket:
         self.strikes = 0
         self.close_code: int | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def user_id(self) -> str:
@@ -124,7 +126,12 @@ class ClientSocket:
         except SendQueueFull:
             log.info("slow consumer", extra={"socket_id": self.id})
             metrics.SLOW_CONSUMER_CLOSES.inc()
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume from your last seq")
+            self._close_slow_consumer()
+
+    async def send_paced(self, payload: bytes) -> None:
+        """Queue ``payload`` once there is room (a replay: large, but not urgent)."""
+        await self.queue.wait_for_room(len(payload))
+        self.send_encoded(payload)
 
     def send_error(
         self,
@@ -154,6 +161,19 @@ class ClientSocket:
     def ack(self, ref: str | None, seq: int | None = None) -> None:
         if ref is not None:
             self.send(Ack(ref=ref, seq=msgspec.UNSET if seq is None else seq))
+
+    def _close_slow_consumer(self) -> None:
+        """4003 now: the writer is stuck behind a peer that does not read, so it is stopped
+        and the close frame is written straight to the transport (invariant 5)."""
+        self.state = SocketState.CLOSING
+        self.close_code = CloseCode.SLOW_CONSUMER
+        self.queue.close()
+        if self._writer is not None:
+            self._writer.cancel()
+        if not close_now(self.ws.scope, CloseCode.SLOW_CONSUMER, "slow consumer: resume"):
+            self._reason = "slow consumer: resume"
+            self.state = SocketState.OPEN  # let close() queue a normal close instead
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume")
 
     def close(self, code: int, reason: str = "") -> None:
         """Close after the frames already queued; idempotent; never waits."""
@@ -271,6 +291,7 @@ class ClientSocket:
     async def _serve_open(self) -> None:
         reader = asyncio.create_task(self._read_loop(), name=f"socket-{self.id}-reader")
         writer = asyncio.create_task(self._write_loop(), name=f"socket-{self.id}-writer")
+        self._writer = writer
         try:
             await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -19,7 +19,7 @@ class SendQueueFull(Exception):
 
 
 class SendQueue:
-    __slots__ = ("_frames", "_ready", "closed", "max_bytes", "nbytes")
+    __slots__ = ("_frames", "_ready", "_room", "closed", "max_bytes", "nbytes")
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -27,6 +27,8 @@ class SendQueue:
         self.closed = False
         self._frames: deque[Payload] = deque()
         self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
 
     def put(self, payload: Payload) -> None:
         """Queue a frame; raise SendQueueFull rather than grow past ``max_bytes``."""
@@ -48,12 +50,22 @@ class SendQueue:
             await self._ready.wait()
         payload = self._frames.popleft()
         self.nbytes -= len(payload)
+        if self.nbytes <= self.max_bytes // 2:
+            self._room.set()
         return payload
+
+    async def wait_for_room(self, size: int) -> None:
+        """Wait until ``size`` more bytes fit (for paced senders such as a replay, which must
+        not trip the overflow policy meant for live events)."""
+        while self._frames and self.nbytes + size > self.max_bytes // 2 and not self.closed:
+            self._room.clear()
+            await self._room.wait()
 
     def close(self) -> None:
         """No more frames will be queued; ``get`` drains what is there, then returns None."""
         self.closed = True
         self._ready.set()
+        self._room.set()
 
     def __len__(self) -> int:
         return len(self._frames)

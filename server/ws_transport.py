@@ -89,6 +89,7 @@ def heartbeat_for(loop: asyncio.AbstractEventLoop, interval: float) -> Heartbeat
 
 
 _PING_PAYLOAD = b"mentara"
+TRANSPORT_SCOPE_KEY = "mentara.transport"
 
 
 class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -98,6 +99,11 @@ class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.unanswered_pings = 0
         self._heartbeat: Heartbeat | None = None
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        # Lets the app reach its transport (``close_now``): ASGI middleware wraps ``send``.
+        self.scope[TRANSPORT_SCOPE_KEY] = self  # type: ignore[literal-required]
 
     # Keepalive: replace the per-socket timers with the shared heartbeat.
     def start_keepalive(self) -> None:
@@ -128,6 +134,23 @@ class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
         self.close_sent = True
         self.transport.close()
 
+    def close_now(self, code: int, reason: str, *, abort_after_s: float = 10.0) -> None:
+        """Close without waiting for the peer to read what is queued (a slow consumer).
+
+        The close frame goes after the bytes already written; if the peer has not read its
+        way to it within ``abort_after_s``, the connection is dropped.
+        """
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.stop_keepalive()
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code})
+        # As uvicorn does after a close: wait for the peer's close reply (``handle_close``
+        # then closes the transport), and drop the connection if it never comes.
+        self.close_timer = self.loop.call_later(abort_after_s, self.transport.abort)
+
     def shutdown(self) -> None:
         """Server shutdown: the client is told 1001 (going away: reconnect and resume)."""
         self.stop_keepalive()
@@ -139,3 +162,17 @@ class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
             return
         super().shutdown()
+
+
+def close_now(scope: Any, code: int, reason: str) -> bool:
+    """Close the socket of an ASGI ``scope`` at once, if it runs on this transport.
+
+    ASGI has no way to close a socket whose peer stopped reading (every send waits for the
+    transport to drain); this reaches the transport directly. Returns False when the socket
+    is not ours (another server), in which case the caller falls back to a normal close.
+    """
+    protocol = scope.get(TRANSPORT_SCOPE_KEY)
+    if isinstance(protocol, MentaraWebSocketProtocol):
+        protocol.close_now(code, reason)
+        return True
+    return False

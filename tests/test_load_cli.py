@@ -27,9 +27,21 @@ def _env(**extra: str) -> dict[str, str]:
 def test_help_lists_the_options() -> None:
     done = subprocess.run([*LOAD, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    for option in ("--url", "--sessions", "--duration", "--ramp-up", "--processes",
-                   "--think-time", "--code-every", "--run-every", "--resume-rate", "--mix",
-                   "--subprotocol", "--out", "--token-secret"):  # fmt: skip
+    for option in (
+        "--url",
+        "--sessions",
+        "--duration",
+        "--ramp-up",
+        "--processes",
+        "--think-time",
+        "--code-every",
+        "--run-every",
+        "--resume-rate",
+        "--mix",
+        "--subprotocol",
+        "--out",
+        "--token-secret",
+    ):
         assert option in done.stdout
     assert "exit status" in done.stdout
 
@@ -52,8 +64,9 @@ def test_bad_options_exit_2(args: list[str], message: str, tmp_path: Path) -> No
 
 def test_without_any_secret_it_says_where_it_looked(tmp_path: Path) -> None:
     env = _env(MENTARA_DATA_DIR=str(tmp_path))
-    done = subprocess.run([*LOAD, "--url", "ws://127.0.0.1:1"], capture_output=True, text=True,
-                          timeout=60, env=env)  # fmt: skip
+    done = subprocess.run(
+        [*LOAD, "--url", "ws://127.0.0.1:1"], capture_output=True, text=True, timeout=60, env=env
+    )
     assert done.returncode == 2
     assert "MENTARA_JWT_SECRET" in done.stderr and "jwt-secret" in done.stderr
 
@@ -73,13 +86,35 @@ async def test_a_run_over_two_worker_processes(settings: Settings, tmp_path: Pat
     out = tmp_path / "results"
     async with running_server(settings.with_(offline_tokens_per_s=400.0)) as server:
         proc = await asyncio.create_subprocess_exec(
-            *LOAD, "--url", f"ws://127.0.0.1:{server.port}", "--sessions", "4",
-            "--duration", "3", "--ramp-up", "0.5", "--processes", "2", "--think-time", "0.3",
-            "--code-every", "1", "--run-every", "0", "--grace", "10", "--progress-every", "1",
-            "--subprotocol", "msgpack", "--out", str(out),
+            *LOAD,
+            "--url",
+            f"ws://127.0.0.1:{server.port}",
+            "--sessions",
+            "4",
+            "--duration",
+            "3",
+            "--ramp-up",
+            "0.5",
+            "--processes",
+            "2",
+            "--think-time",
+            "0.3",
+            "--code-every",
+            "1",
+            "--run-every",
+            "0",
+            "--grace",
+            "10",
+            "--progress-every",
+            "1",
+            "--subprotocol",
+            "msgpack",
+            "--out",
+            str(out),
             env=_env(MENTARA_JWT_SECRET=TEST_SECRET),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         stdout, _ = await asyncio.wait_for(proc.communicate(), 60)
     text = stdout.decode()
     assert proc.returncode == 0, text

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from protocol.errors import CloseCode
 from protocol.messages import Resumed, Snapshot
 from server import metrics
 from server.client_socket import ClientSocket
@@ -30,6 +31,9 @@ from server.hub.history import History
 from server.sessions.log import LoggedEvent
 
 log = logging.getLogger("mentara.channel")
+
+#: Live events held for one socket while its replay is sent; past this, it must resume.
+MAX_HELD = 10_000
 
 
 @dataclass
@@ -44,6 +48,9 @@ class Attachment:
 
     def deliver(self, logged: LoggedEvent) -> None:
         if self.catching_up:
+            if len(self.held) >= MAX_HELD:
+                self.sock.close(CloseCode.SLOW_CONSUMER, "too far behind; resume")
+                return
             self.held.append(logged)
             return
         if logged.seq < self.next_seq:
@@ -132,8 +139,6 @@ class SessionChannel:
 
     def _resync(self) -> None:
         """History cannot close a gap: make every socket resume (it will get a snapshot)."""
-        from protocol.errors import CloseCode
-
         for attachment in list(self.attachments.values()):
             attachment.sock.close(CloseCode.INTERNAL, "history lost; resume")
         self.attachments.clear()
@@ -179,9 +184,13 @@ class SessionChannel:
                 metrics.RESUMES.labels("history").inc()
                 sock.send(Resumed(session_id=self.session_id, replayed=len(replay)))
         self.set_head(max(current, replay[-1].seq if replay else 0))
-        attachment.catching_up = False
+        # The replay is paced by the socket's drain (it may be far larger than the send
+        # queue); live events meanwhile are held, then delivered after it.
         for logged in replay:
-            attachment.deliver(logged)
+            if logged.seq >= attachment.next_seq:
+                await sock.send_paced(logged.encoded(sock.codec))
+                attachment.next_seq = logged.seq + 1
+        attachment.catching_up = False
         held, attachment.held = attachment.held, []
         for logged in held:
             attachment.deliver(logged)
