@@ -538,7 +538,8 @@ def _kill_uid(uid: int) -> None:
             except OSError:
                 pass
             finally:
-                os.close(pidfd)
+                with contextlib.suppress(OSError):  # never let cleanup mask the kill
+                    os.close(pidfd)
         if not found:
             return
         time.sleep(0.01)

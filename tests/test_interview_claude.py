@@ -86,8 +86,8 @@ async def test_streamed_text_is_what_the_api_sent(
             PRESENT,
             "Good question. Yes, it can be empty; what would you return then?",
         ]
-        await c.request(SessionEnd(id="end"))
         api.reply("Thanks, that's time.")
+        await c.request(SessionEnd(id="end"))
         frames += await read_until(c, lambda f: isinstance(f, SessionEnded))
         assert_gap_free(events(frames))
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 from loadtest.config import LoadConfig
 from loadtest.report import METRICS, format_table, write_results
-from loadtest.runner import EXIT_OK, run_in_process
+from loadtest.runner import EXIT_OK, EXIT_UNVERIFIED, run_in_process
 from server.config import Settings
 from tests.support import TEST_SECRET, running_server
 
@@ -38,8 +39,6 @@ async def test_a_short_run_is_clean_and_leaves_its_results(
 
     counters = result.metrics.counters
     table = format_table(result)
-    print(table)
-    print(dict(counters))
     assert result.integrity_errors == 0, (table, result.issues)
     assert result.exit_code == EXIT_OK, table
     assert counters["sessions.started"] == 5, table
@@ -62,3 +61,35 @@ async def test_a_short_run_is_clean_and_leaves_its_results(
     assert TEST_SECRET not in json_path.read_text()
     assert data["timeseries"] and any(row["events"] for row in data["timeseries"])
     assert png_path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+async def test_a_server_that_never_answers_cannot_hold_the_run_past_its_deadline() -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_stay_silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    silent = await asyncio.start_server(accept_and_stay_silent, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    config = LoadConfig(
+        urls=(f"ws://127.0.0.1:{port}",),
+        token_secret=TEST_SECRET,
+        sessions=3,
+        duration_s=1.0,
+        ramp_up_s=0.0,
+        grace_s=5.0,
+        run_id="silent",
+    ).validate()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        result = await run_in_process(config, out=lambda line: None)
+    finally:
+        for writer in held:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
+    assert loop.time() - began < config.deadline_s + 3
+    assert result.metrics.counters["harness.hard_stop"] == 1
+    assert result.metrics.counters["sessions.unfinished"] == 3
+    assert result.exit_code == EXIT_UNVERIFIED

@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 from server.hub import scripts
 from server.hub.keys import session_keys
 
+RELEASED = "released"
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -61,12 +63,15 @@ class Leases:
         return [bool(r) for r in await pipe.execute()]
 
     async def release(self, lease: Lease) -> None:
+        """Hand the session over: other workers may take it at once."""
         keys = session_keys(self.prefix, lease.session_id)
-        await self._release(keys=[keys.lease], args=[lease.token])
+        await self._release(keys=[keys.lease], args=[lease.token, self.lease_ms])
 
     async def holder(self, session_id: str) -> str | None:
-        """The worker id that owns the session now, or None."""
+        """The worker id that owns the session now; ``RELEASED`` after a hand-over; None
+        when there is no lease at all (expired, or lost with a Redis restart)."""
         raw = await self.redis.get(session_keys(self.prefix, session_id).lease)
         if raw is None:
             return None
-        return (raw.decode() if isinstance(raw, bytes) else str(raw)).rsplit(":", 1)[0]
+        value = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return RELEASED if value == RELEASED else value.rsplit(":", 1)[0]

@@ -24,12 +24,12 @@ return seq
 """
 
 # KEYS: lease, fence, seq. ARGV: worker id, lease ms, floor seq (the last seq Postgres has),
-# ttl ms. Acquires the lease if free; raises the seq counter to at least the floor (after a
+# ttl ms. Acquires the lease if free or released; raises the seq counter to at least the floor (after a
 # Redis restart or expiry the counter is recovered, never rewound). Returns
 # {token, seq} or {false, current holder}.
 ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
-if holder then
+if holder and holder ~= 'released' then
   return {false, holder}
 end
 local fence = redis.call('INCR', KEYS[2])
@@ -53,10 +53,13 @@ end
 return 0
 """
 
-# KEYS: lease. ARGV: token. Deletes the lease only if it is still ours.
+# KEYS: lease. ARGV: token, ms. Hands the session over if the lease is still ours: the
+# value "released" tells other workers they may take it at once (a lease that merely vanished
+# may belong to an owner that is about to take it back after a Redis restart).
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[1], 'released', 'PX', ARGV[2])
+  return 1
 end
 return 0
 """

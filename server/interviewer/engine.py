@@ -44,7 +44,7 @@ from server.interviewer.prompt import (
 )
 from server.interviewer.provider import LLMProvider, LLMUnavailable, TurnIntent, TurnRequest
 from server.sessions.event_writer import Records
-from server.sessions.log import SessionLog, now_ms
+from server.sessions.log import LoggedEvent, SessionLog, now_ms
 
 log = logging.getLogger("mentara.engine")
 
@@ -175,10 +175,11 @@ class InterviewerEngine:
                 self._due.append(TurnIntent.FOLLOWUP)
                 self._wake.set()
 
-    async def finish(self, reason: str) -> None:
-        """End the interview: stop the current turn, close, append ``session.ended``."""
+    async def finish(self, reason: str) -> LoggedEvent | None:
+        """End the interview: stop the current turn, close, append ``session.ended`` (which is
+        returned; None when the engine was already ending)."""
         if self.state in (EngineState.ENDING, EngineState.ENDED):
-            return
+            return None
         self.state = EngineState.ENDING
         self.interrupt()
         self._wake.set()
@@ -187,11 +188,12 @@ class InterviewerEngine:
         await self.advance_phase("wrapup")
         if reason in ("candidate_ended", "time_up"):
             await self._turn(TurnIntent.CLOSING, reason=reason.replace("_", " "))
-        await self.log.append(
+        ended = await self.log.append(
             SessionEnded(reason=reason, seq=0, ts=0),  # type: ignore[arg-type]
             Records(endings=((self.session_id, reason),)),
         )
         self.state = EngineState.ENDED
+        return ended
 
     async def close(self) -> None:
         """Stop without ending the session (shutdown, hand-over): a turn in progress ends with

@@ -18,16 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 
 from server.sessions.store import SessionStore, WriteBatch
 
 log = logging.getLogger("mentara.writer")
+T = TypeVar("T")
 
 #: Errors that mean "Postgres is not reachable right now": the same batch is retried.
-_TRANSIENT = (
+TRANSIENT_DB_ERRORS = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -35,6 +38,8 @@ _TRANSIENT = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
+    # A connection left mid-operation by a server that went away; the pool replaces it.
+    asyncpg.InternalClientError,
 )
 
 
@@ -137,7 +142,7 @@ class EventWriter:
                 await self.store.write_batch(batch)
                 self.flushes += 1
                 return None
-            except _TRANSIENT as exc:
+            except TRANSIENT_DB_ERRORS as exc:
                 self.failures += 1
                 log.warning("event write failed (%s); retrying in %.2fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
@@ -160,3 +165,21 @@ class EventWriter:
             log.error("event writer closed with %d records unwritten", self._pending)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def retry_while_unreachable(
+    call: Callable[[], Awaitable[T]], *, timeout_s: float = 30.0
+) -> T:
+    """``call()``, retried with backoff while Postgres is unreachable (a restart), for up to
+    ``timeout_s``; then the last error is raised."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except TRANSIENT_DB_ERRORS:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 2)

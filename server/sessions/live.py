@@ -26,7 +26,7 @@ from protocol.messages import CandidateSaid, CodeSnapshot, Error
 from server.errors import MentaraError
 from server.hub.lease import Lease
 from server.interviewer.engine import InterviewerEngine
-from server.sessions.event_writer import Records
+from server.sessions.event_writer import Records, retry_while_unreachable
 from server.sessions.log import LoggedEvent, SessionLog, now_ms
 from server.sessions.store import SessionRow, SessionStore
 
@@ -73,6 +73,9 @@ class LiveSession:
         self.lease: Lease | None = None
         self.ended = row.status == "ended"
         self._inputs: OrderedDict[str, asyncio.Future[int | None]] = OrderedDict()
+        # True while ``_inputs`` holds every input the session ever accepted (a new session,
+        # or one whose inputs were loaded at take-over): then a miss needs no Postgres query.
+        self.inputs_complete = row.status == "active" and candidate_turns == 0 and code is None
         self._deadline: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         if code is not None:
@@ -95,8 +98,13 @@ class LiveSession:
         self._inputs[input_id] = future
         if len(self._inputs) > _INPUT_CACHE:
             self._inputs.popitem(last=False)
+            self.inputs_complete = False
         try:
-            seen, seq = await self.store.input_seq(self.id, input_id)
+            seen, seq = False, None
+            if not self.inputs_complete:
+                seen, seq = await retry_while_unreachable(
+                    lambda: self.store.input_seq(self.id, input_id)
+                )
             if not seen:
                 seq = await _durable_seq(await apply())
         except BaseException as exc:
@@ -109,6 +117,15 @@ class LiveSession:
             raise
         future.set_result(seq)
         return seq
+
+    def remember_inputs(self, applied: dict[str, int | None]) -> None:
+        """Load the inputs Postgres says were applied (a take-over), so repeats are known."""
+        loop = asyncio.get_running_loop()
+        for input_id, seq in list(applied.items())[-_INPUT_CACHE:]:
+            future: asyncio.Future[int | None] = loop.create_future()
+            future.set_result(seq)
+            self._inputs[input_id] = future
+        self.inputs_complete = len(applied) <= _INPUT_CACHE
 
     def _input_records(
         self, input_id: str | None, seq: int
@@ -176,15 +193,15 @@ class LiveSession:
         self.ensure_open()
         return self.engine.interrupt()
 
-    async def end(self, reason: str) -> int:
-        """End the session (idempotent); return the seq of ``session.ended``."""
+    async def end(self, reason: str) -> LoggedEvent | None:
+        """End the session; return ``session.ended`` (None if it was already ending)."""
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        if not self.ended:
-            self.ended = True
-            await self.engine.finish(reason)
-        return self.log.last_seq
+        if self.ended:
+            return None
+        self.ended = True
+        return await self.engine.finish(reason)
 
     # -- time limit ------------------------------------------------------------------------
 

@@ -140,24 +140,27 @@ class SessionLog:
         deadline = loop.time() + self.redis_retry_s
         delay = 0.05
         while True:
+            token_used = self.token
             try:
                 seq = await self.append_script(
                     keys=self.keys,
-                    args=[self.token, ts, body, self.stream_maxlen, self.ttl_ms, self.channel_name],
+                    args=[token_used, ts, body, self.stream_maxlen, self.ttl_ms, self.channel_name],
                 )
                 return int(seq)  # type: ignore[call-overload,no-any-return]
             except redis_errors.ResponseError as exc:
                 if "FENCED" not in str(exc):
                     raise
+                if self.token != token_used:
+                    continue  # the lease keeper re-took the lease meanwhile
                 token = await self.reacquire(self.last_seq)
                 if token is None:
                     self.lost = True
                     raise LeaseLost(self.session_id) from None
                 log.warning("lease of %s re-taken after Redis lost it", self.session_id)
                 self.token = token
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
                 if loop.time() > deadline:
                     raise
-                log.warning("redis unreachable; retrying append in %.2fs", delay)
+                log.warning("redis unreachable (%r); retrying append in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)

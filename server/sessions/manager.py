@@ -47,7 +47,7 @@ from server.client_socket import ClientSocket, Endpoint
 from server.errors import Forbidden, MentaraError, NotFound, ServiceUnavailable
 from server.hub.history import History
 from server.hub.keys import session_id_of_channel, session_keys, worker_channel
-from server.hub.lease import Lease, Leases
+from server.hub.lease import RELEASED, Lease, Leases
 from server.hub.pubsub import PubSubHub
 from server.hub.rpc import InputRouter, OwnerUnreachable
 from server.interviewer.engine import EngineConfig, InterviewerEngine, phase_deadline
@@ -113,6 +113,7 @@ class SessionManager:
         self.owned: dict[str, LiveSession] = {}
         self.attached: dict[ClientSocket, str] = {}
         self._takeovers: dict[str, asyncio.Future[LiveSession | None]] = {}
+        self._orphaned: dict[str, float] = {}  # session -> when we first saw it without a lease
         self._keeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -311,9 +312,12 @@ class SessionManager:
                     await self._drop_owned(session_id)
                     continue
             holder = await self.leases.holder(session_id)
-            if holder is None or holder == self.worker_id:
-                if await self._take_over(session_id) is None:
-                    await asyncio.sleep(0.05)  # someone else took it, or our stale lease
+            if holder is None or holder in (RELEASED, self.worker_id):
+                if (
+                    not self._may_take_over(session_id, holder)
+                    or await self._take_over(session_id) is None
+                ):
+                    await asyncio.sleep(0.1)  # not yet: the owner may come back, or it is ours
                 continue
             try:
                 return await self.router.forward(
@@ -349,9 +353,8 @@ class SessionManager:
                 )
                 return None
             case SessionEnd(id=ref):
-                seq = await session.apply_once(
-                    ref, _no_event(lambda: session.end("candidate_ended"))
-                )
+                # Acked once session.ended (and so everything before it) is in Postgres.
+                seq = await session.apply_once(ref, lambda: session.end("candidate_ended"))
                 return seq if seq is not None else session.log.last_seq
         raise MentaraError(f"{type(frame).__name__} is not an input")
 
@@ -365,8 +368,13 @@ class SessionManager:
         holder: list[LiveSession] = []
 
         async def reacquire(floor: int) -> str | None:
+            """Redis lost our lease: take it again, unless another worker has it now."""
             taken = await self.leases.acquire(row.id, floor)
             if taken is None:
+                current = holder[0].lease  # the keeper may have re-taken it meanwhile
+                value = await self.redis.get(keys.lease)
+                if current is not None and value is not None and _text(value) == current.token:
+                    return current.token
                 return None
             holder[0].lease = taken
             return taken.token
@@ -410,8 +418,22 @@ class SessionManager:
     async def _ensure_owner(self, session_id: str) -> None:
         if session_id in self.owned:
             return
-        if await self.leases.holder(session_id) is None:
+        holder = await self.leases.holder(session_id)
+        if self._may_take_over(session_id, holder):
             await self._take_over(session_id)
+
+    def _may_take_over(self, session_id: str, holder: str | None) -> bool:
+        """A released session may be taken at once. A session with no lease at all may only
+        be taken once it has stayed so for a whole lease period: after a Redis restart its
+        owner may still be alive and about to take it back with its own, later, seq."""
+        if holder == RELEASED:
+            return True
+        if holder is not None:
+            self._orphaned.pop(session_id, None)
+            return False
+        now = asyncio.get_running_loop().time()
+        first_seen = self._orphaned.setdefault(session_id, now)
+        return now - first_seen >= self.config.lease_ms / 1000
 
     async def _take_over(self, session_id: str) -> LiveSession | None:
         """Become the owner if nobody is; None when another worker holds the lease."""
@@ -461,9 +483,11 @@ class SessionManager:
         )
         session.candidate_turns = state.candidate_turns
         session.code = state.code
+        session.remember_inputs(await self.store.applied_inputs(session_id))
         if state.code is not None:
             session.engine.code_updated(state.code.language, state.code.source)
         self.owned[session_id] = session
+        self._orphaned.pop(session_id, None)
         metrics.LEASE_TAKEOVERS.inc()
         log.info(
             "took over session %s at seq %d",
@@ -507,22 +531,32 @@ class SessionManager:
                 self.owned.pop(session_id, None)
                 if session.lease is not None:
                     await self.leases.release(session.lease)
-        owned = [s for s in self.owned.values() if s.lease is not None]
-        renewed = await self.leases.renew([s.lease for s in owned if s.lease is not None])
-        for session, ok in zip(owned, renewed, strict=True):
-            if not ok:
-                holder = await self.leases.holder(session.id)
-                if holder is None:
-                    taken = await self.leases.acquire(session.id, session.log.last_seq)
-                    if taken is not None:
-                        session.lease = taken
-                        session.log.token = taken.token
-                        continue
-                log.warning("lost the lease of %s", session.id)
-                await self._drop_owned(session.id)
+        owned = [(s, s.lease) for s in self.owned.values() if s.lease is not None]
+        renewed = await self.leases.renew([lease for _, lease in owned if lease is not None])
+        for (session, lease_used), ok in zip(owned, renewed, strict=True):
+            if ok or session.lease is not lease_used or session.id not in self.owned:
+                continue  # renewed, or re-taken by an append meanwhile
+            await self._retake_or_drop(session)
         for session_id, channel in list(self.channels.items()):
             if channel.attachments and session_id not in self.owned:
                 self._spawn(self._ensure_owner_quietly(session_id))
+
+    async def _retake_or_drop(self, session: LiveSession) -> None:
+        """Our lease was not renewed: take it again if Redis lost it (a restart without
+        persistence), with the seq counter raised to what we last appended; else another
+        worker owns the session now and this one stops."""
+        value = await self.redis.get(session_keys(self.prefix, session.id).lease)
+        if value is None:
+            taken = await self.leases.acquire(session.id, session.log.last_seq)
+            if taken is not None:
+                log.warning("re-took the lease of %s after Redis lost it", session.id)
+                session.lease = taken
+                session.log.token = taken.token
+                return
+        elif session.lease is not None and _text(value) == session.lease.token:
+            return
+        log.warning("lost the lease of %s", session.id)
+        await self._drop_owned(session.id)
 
     async def _ensure_owner_quietly(self, session_id: str) -> None:
         with contextlib.suppress(SessionEndedError):
@@ -600,3 +634,7 @@ def _no_event(action: Callable[[], object]) -> Callable[[], Awaitable[None]]:
             await result
 
     return apply
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

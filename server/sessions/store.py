@@ -166,6 +166,13 @@ class SessionStore:
         )
         return (False, None) if record is None else (True, record["seq"])
 
+    async def applied_inputs(self, session_id: str) -> dict[str, int | None]:
+        records = await self.pool.fetch(
+            "SELECT input_id, seq FROM client_inputs WHERE session_id = $1 ORDER BY created_at",
+            session_id,
+        )
+        return {r["input_id"]: r["seq"] for r in records}
+
     async def transcript(self, session_id: str) -> list[dict[str, Any]]:
         records = await self.pool.fetch(
             """SELECT turn_id, role, text, seq, end_seq, stop_reason FROM transcript_turns
