@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -63,7 +64,14 @@ SnapshotBuilder = Callable[[str], Awaitable[Snapshot | None]]
 
 
 class SessionChannel:
-    def __init__(self, session_id: str, history: History, snapshot: SnapshotBuilder) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        history: History,
+        snapshot: SnapshotBuilder,
+        *,
+        recent_limit: int = 512,
+    ) -> None:
         self.session_id = session_id
         self.history = history
         self.snapshot = snapshot
@@ -71,6 +79,9 @@ class SessionChannel:
         self.synced = False  # head is meaningful once the first replay (or the owner) set it
         self.attachments: dict[ClientSocket, Attachment] = {}
         self._pending: dict[int, LoggedEvent] = {}
+        # The latest events delivered here, contiguous: replays of recent history come from
+        # it, already decoded and encoded (a crowd of resumes costs no Redis reads).
+        self.recent: deque[LoggedEvent] = deque(maxlen=recent_limit)
         self._filling: asyncio.Task[None] | None = None
 
     # -- events in -------------------------------------------------------------------------
@@ -98,6 +109,9 @@ class SessionChannel:
 
     def _deliver(self, logged: LoggedEvent) -> None:
         self.head = logged.seq
+        if self.recent and self.recent[-1].seq != logged.seq - 1:
+            self.recent.clear()  # keep it contiguous
+        self.recent.append(logged)
         for attachment in list(self.attachments.values()):
             attachment.deliver(logged)
 
@@ -168,7 +182,9 @@ class SessionChannel:
             )
         attachment = Attachment(sock, last_seq + 1, read_only=read_only)
         self.attachments[sock] = attachment
-        replay = await self.history.read(self.session_id, last_seq)
+        replay = self._recent_after(last_seq, current)
+        if replay is None:
+            replay = await self.history.read(self.session_id, last_seq)
         if self.attachments.get(sock) is not attachment:
             return 0  # detached or re-attached meanwhile
         if replay is None:
@@ -195,6 +211,13 @@ class SessionChannel:
         for logged in held:
             attachment.deliver(logged)
         return len(replay)
+
+    def _recent_after(self, last_seq: int, current: int) -> list[LoggedEvent] | None:
+        """Events ``last_seq + 1 .. current`` from the recent cache, or None if it lacks any."""
+        recent = self.recent
+        if not recent or recent[0].seq > last_seq + 1 or recent[-1].seq < current:
+            return None
+        return [e for e in recent if e.seq > last_seq]
 
     def detach(self, sock: ClientSocket) -> None:
         self.attachments.pop(sock, None)
