@@ -188,13 +188,15 @@ class SessionChannel:
         if self.attachments.get(sock) is not attachment:
             return 0  # detached or re-attached meanwhile
         if replay is None:
+            # History no longer reaches last_seq + 1: the state as of what Postgres has, then
+            # the events after it (Redis keeps the recent ones).
             snapshot = await self.snapshot(self.session_id)
             if snapshot is None:
                 raise RuntimeError("no history and no snapshot")
             metrics.RESUMES.labels("snapshot").inc()
             sock.send(snapshot)
             attachment.next_seq = snapshot.seq + 1
-            replay = []
+            replay = await self.history.read(self.session_id, snapshot.seq) or []
         else:
             if announce:
                 metrics.RESUMES.labels("history").inc()

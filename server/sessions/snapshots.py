@@ -1,5 +1,9 @@
-"""``snapshot``: a session's state as of its last stored event, for a socket whose
-``last_seq`` history no longer reaches (PROTOCOL.md §5)."""
+"""``snapshot``: a session's state as of its last event in Postgres, for a socket whose
+``last_seq`` history no longer reaches (PROTOCOL.md §5).
+
+Built from the tables that outlive event retention (the transcript by turn, the code
+versions), plus whatever events remain for the phase and the scores.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ async def build_snapshot(store: SessionStore, catalog: Catalog, session_id: str)
     row = await store.get_session(session_id)
     if row is None:
         return None
-    events = await store.events_after(session_id, 0)
-    if not events:
+    last = await store.last_seq(session_id)
+    if last == 0:
         return None
+    events = await store.events_after(session_id, 0)
     phase = None
     code = None
     scores: dict[str, float] = {}
@@ -24,13 +29,14 @@ async def build_snapshot(store: SessionStore, catalog: Catalog, session_id: str)
         body = json.loads(event.body)
         if event.type == "phase":
             phase = body["name"]
-        elif event.type == "code.snapshot":
-            code = CodeState(
-                version=body["version"], language=body["language"], source=body["source"]
-            )
         elif event.type == "score.delta":
             scores[body["dimension"]] = body["score"]
-    last = events[-1].seq
+    versions = [v for v in await store.code_snapshots(session_id) if v["seq"] <= last]
+    if versions:
+        latest = versions[-1]
+        code = CodeState(
+            version=latest["version"], language=latest["language"], source=latest["source"]
+        )
     transcript = [
         TranscriptEntry(
             turn_id=t["turn_id"],

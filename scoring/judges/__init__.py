@@ -1,0 +1,1 @@
+"""Judges: pure functions that label evidence (see :mod:`scoring.evidence`)."""
