@@ -188,3 +188,26 @@ async def wait_ready(port: int, timeout: float = 60.0) -> httpx.Response:
                 if loop.time() > deadline:
                     raise
             await asyncio.sleep(0.1)
+
+
+def serve_env(services: Services, data_dir: Path, prefix: str, **settings: str) -> dict[str, str]:
+    """The environment for ``mentara serve`` processes that form one cluster: this run's
+    Postgres and Redis, a shared key prefix, the test secret, a slow offline interviewer
+    (turns long enough to cut), then ``settings`` (``MENTARA_*`` names) on top."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MENTARA_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(
+        DATABASE_URL=services.database_url,
+        REDIS_URL=services.redis_url,
+        MENTARA_JWT_SECRET=TEST_SECRET,
+        MENTARA_REDIS_PREFIX=prefix,
+        MENTARA_DATA_DIR=str(data_dir),
+        MENTARA_LOG_LEVEL="warning",
+        MENTARA_OFFLINE_TOKENS_PER_S="15",
+        MENTARA_COALESCE_MS="10",
+    )
+    env.update(settings)
+    return env

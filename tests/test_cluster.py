@@ -9,7 +9,6 @@ as delivered.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import uuid
@@ -37,28 +36,7 @@ from protocol.messages import (
 )
 from server.auth import mint_dev_token
 from tests.interview_support import assert_gap_free, stored_turns
-from tests.support import TEST_SECRET, Services, serving, wait_ready
-
-
-def cluster_env(services: Services, data_dir: Path, prefix: str, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MENTARA_", "DATABASE_URL", "REDIS_URL"))
-    }
-    env.update(
-        DATABASE_URL=services.database_url,
-        REDIS_URL=services.redis_url,
-        MENTARA_JWT_SECRET=TEST_SECRET,
-        MENTARA_REDIS_PREFIX=prefix,
-        MENTARA_DATA_DIR=str(data_dir),
-        MENTARA_LOG_LEVEL="warning",
-        MENTARA_LEASE_MS="1500",
-        MENTARA_OFFLINE_TOKENS_PER_S="15",
-        MENTARA_COALESCE_MS="10",
-        **extra,
-    )
-    return env
+from tests.support import TEST_SECRET, Services, serve_env, serving, wait_ready
 
 
 class Stream:
@@ -105,7 +83,7 @@ class TwoWorkers:
 
 @pytest.fixture
 def two_workers(services: Services, tmp_path: Path) -> Iterator[TwoWorkers]:
-    env = cluster_env(services, tmp_path, f"cl{uuid.uuid4().hex[:8]}:")
+    env = serve_env(services, tmp_path, f"cl{uuid.uuid4().hex[:8]}:", MENTARA_LEASE_MS="1500")
     with serving(env=env) as (proc_a, port_a), serving(env=env) as (_proc_b, port_b):
         yield TwoWorkers(proc_a, port_a, port_b)
 

@@ -8,7 +8,6 @@ loses every key, as a cache-configured production Redis would.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import uuid
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from server.auth import mint_dev_token
 from server.config import Settings
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.interview_support import assert_gap_free, read_until, stored_seqs, stored_turns
-from tests.support import TEST_SECRET, Services, running_server, serving, wait_ready
+from tests.support import TEST_SECRET, Services, running_server, serve_env, serving, wait_ready
 
 
 @pytest.fixture
@@ -152,30 +151,11 @@ async def test_postgres_restart_acks_wait_and_nothing_acked_is_lost(
     assert await stored_seqs(url, session_id) == [e.seq for e in evts]
 
 
-def _env(services: Services, tmp_path: Path, prefix: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MENTARA_", "DATABASE_URL", "REDIS_URL"))
-    }
-    env.update(
-        DATABASE_URL=services.database_url,
-        REDIS_URL=services.redis_url,
-        MENTARA_JWT_SECRET=TEST_SECRET,
-        MENTARA_REDIS_PREFIX=prefix,
-        MENTARA_DATA_DIR=str(tmp_path),
-        MENTARA_LOG_LEVEL="warning",
-        MENTARA_LEASE_MS="60000",  # a takeover now can only come from the hand-over
-        MENTARA_OFFLINE_TOKENS_PER_S="15",
-        MENTARA_COALESCE_MS="10",
-    )
-    return env
-
-
 async def test_graceful_shutdown_sends_1001_and_hands_the_session_over(
     services: Services, tmp_path: Path
 ) -> None:
-    env = _env(services, tmp_path, f"gs{uuid.uuid4().hex[:8]}:")
+    # A 60 s lease: a take-over within the test can only come from the hand-over.
+    env = serve_env(services, tmp_path, f"gs{uuid.uuid4().hex[:8]}:", MENTARA_LEASE_MS="60000")
     token = mint_dev_token(TEST_SECRET, f"g-{uuid.uuid4().hex[:6]}")
     with serving(env=env) as (proc_a, port_a), serving(env=env) as (_proc_b, port_b):
         await wait_ready(port_a)
