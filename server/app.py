@@ -29,9 +29,11 @@ from server.client_socket import ClientSocket, Endpoint
 from server.config import ConfigError, Settings, load_settings
 from server.db import create_pool
 from server.http_errors import EXCEPTION_HANDLERS, error_response
+from server.http_me import ME_ROUTES
 from server.http_sessions import SESSION_ROUTES
 from server.interviewer.engine import EngineConfig
 from server.interviewer.factory import make_provider
+from server.push import OutboxDrainer, WebhookPushSender
 from server.sessions.catalog import Catalog
 from server.sessions.code_runs import CodeRunService
 from server.sessions.event_writer import EventWriter
@@ -110,11 +112,21 @@ def create_app(settings: Settings) -> Starlette:
             ),
         )
         await sessions.start()
+        push_sender = (
+            WebhookPushSender(settings.push_webhook_url) if settings.push_webhook_url else None
+        )
+        drainer = OutboxDrainer(pool, push_sender) if push_sender else None
+        if drainer is not None:
+            drainer.start()
         app.state.resources = Resources(settings, verifier, pool, redis, store, sessions)
         app.state.gateway = sessions
         try:
             yield
         finally:
+            if drainer is not None:
+                await drainer.close()
+            if push_sender is not None:
+                await push_sender.aclose()
             await sessions.close()
             await writer.close(settings.shutdown_grace_s)
             await provider.aclose()
@@ -132,6 +144,7 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/v1/interview", interview_socket),
         WebSocketRoute("/v1/admin/watch", admin_socket),
         *SESSION_ROUTES,
+        *ME_ROUTES,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
 

@@ -150,6 +150,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("MENTARA_OFFLINE_TOKENS_PER_S", "40", "Pace of the offline interviewer."),
     EnvVar("MENTARA_CODE_RUNS", "2", "Candidate code runs allowed at once per worker."),
+    EnvVar(
+        "MENTARA_PUSH_WEBHOOK_URL",
+        "",
+        "Where report-ready push notifications are POSTed (a relay to APNs/FCM). Unset: they wait in the outbox.",
+    ),
     EnvVar("MENTARA_LOG_LEVEL", "info", "Log level: debug, info, warning, error."),
     EnvVar("MENTARA_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
     EnvVar(
@@ -207,6 +212,7 @@ class Settings:
     coalesce_ms: float = 30.0
     offline_tokens_per_s: float = 40.0
     code_runs: int = 2
+    push_webhook_url: str | None = None
     log_level: str = "info"
     log_format: str = "text"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -295,6 +301,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         coalesce_ms=_number(env, "MENTARA_COALESCE_MS", 30.0),
         offline_tokens_per_s=_number(env, "MENTARA_OFFLINE_TOKENS_PER_S", 40.0),
         code_runs=max(1, int(_number(env, "MENTARA_CODE_RUNS", 2, int))),
+        push_webhook_url=_get(env, "MENTARA_PUSH_WEBHOOK_URL"),
         log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),
         log_format=log_format,
     )

@@ -58,7 +58,23 @@ async def get_session(request: Request) -> Response:
     )
 
 
+async def get_report(request: Request) -> Response:
+    principal = await authenticate(request)
+    resources: Resources = request.app.state.resources
+    session_id = request.path_params["session_id"]
+    row = await resources.store.get_session(session_id)
+    if row is None or (row.user_id != principal.user_id and not principal.is_admin):
+        raise NotFound("no such session")
+    body = await resources.pool.fetchval(
+        "SELECT body::text FROM reports WHERE session_id = $1", session_id
+    )
+    if body is None:
+        raise NotFound("the report is not ready yet")
+    return Response(body, media_type="application/json")
+
+
 SESSION_ROUTES = [
     Route("/v1/sessions", list_sessions, methods=["GET"]),
     Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/v1/sessions/{session_id}/report", get_report, methods=["GET"]),
 ]
