@@ -26,6 +26,8 @@ __all__ = [
     "ProcSample",
     "Snapshot",
     "Usage",
+    "process_cpu_between",
+    "rss",
     "snapshot",
     "tree_pids",
     "usage_between",
@@ -117,3 +119,19 @@ def usage_between(before: Snapshot, after: Snapshot) -> dict[str, Usage]:
             cpu += proc.cpu_s - (earlier.cpu_s if earlier is not None else 0.0)
         result[name] = Usage(max(0.0, cpu), sum(p.rss for p in now.values()), len(now))
     return result
+
+
+def process_cpu_between(before: Snapshot, after: Snapshot, group: str) -> dict[int, float]:
+    """CPU seconds of each process of a group between the snapshots, by pid (the rules of
+    :func:`usage_between`)."""
+    then = before.groups.get(group, {})
+    result = {}
+    for key, proc in after.groups.get(group, {}).items():
+        earlier = then.get(key)
+        result[proc.pid] = max(0.0, proc.cpu_s - (earlier.cpu_s if earlier is not None else 0.0))
+    return result
+
+
+def rss(shot: Snapshot, group: str) -> int:
+    """Resident memory of a group at a snapshot, bytes (0 for an unknown group)."""
+    return sum(p.rss for p in shot.groups.get(group, {}).values())

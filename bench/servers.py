@@ -96,6 +96,7 @@ class ServerProcess:
 
 def _spawn(name: str, cmd: list[str], env: Mapping[str, str], log_path: Path) -> ServerProcess:
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    raise_fd_limit()  # inherited by the server and its workers
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd,
@@ -104,7 +105,6 @@ def _spawn(name: str, cmd: list[str], env: Mapping[str, str], log_path: Path) ->
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=raise_fd_limit,
         )
     server = ServerProcess(name, proc, 0, log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -117,7 +117,9 @@ def _spawn(name: str, cmd: list[str], env: Mapping[str, str], log_path: Path) ->
             raise ServerStartError(f"{name} exited with {proc.returncode}:\n{server.log_tail()}")
         time.sleep(0.05)
     server.stop()
-    raise ServerStartError(f"{name} did not listen within {START_TIMEOUT_S:g}s:\n{server.log_tail()}")
+    raise ServerStartError(
+        f"{name} did not listen within {START_TIMEOUT_S:g}s:\n{server.log_tail()}"
+    )
 
 
 def _wait_http(server: ServerProcess, path: str, ok: set[int], answers: int) -> None:

@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidURI
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
@@ -107,8 +108,7 @@ class WsConnection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         request = self.protocol.connect()
         for name, value in self.headers:
             request.headers[name] = value
@@ -124,15 +124,17 @@ class WsConnection(asyncio.Protocol):
                 if isinstance(event, Response):
                     self._handshake_done()
                     continue
+                if not isinstance(event, Frame):
+                    continue
                 opcode = event.opcode
                 if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                     if event.fin:
-                        self.on_message(event.data, opcode is Opcode.TEXT)
+                        self.on_message(bytes(event.data), opcode is Opcode.TEXT)
                     else:
-                        self._fragments = [event.data]
+                        self._fragments = [bytes(event.data)]
                         self._text = opcode is Opcode.TEXT
                 elif opcode is Opcode.CONT:
-                    self._fragments.append(event.data)
+                    self._fragments.append(bytes(event.data))
                     if event.fin:
                         whole, self._fragments = b"".join(self._fragments), []
                         self.on_message(whole, self._text)

@@ -132,12 +132,12 @@ class Transcript:
                 turn = self._open.get(event.turn_id, _OpenTurn(event.turn_id, ""))
                 return at._with_open(event.turn_id, _OpenTurn(turn.turn_id, turn.text + event.text))
             case InterviewerTurnEnd():
-                turn = self._open.get(event.turn_id)
+                ending = self._open.get(event.turn_id)
                 opened = {k: v for k, v in self._open.items() if k != event.turn_id}
                 at = replace(at, _open=MappingProxyType(opened))
-                if turn is None or not turn.text.strip():
+                if ending is None or not ending.text.strip():
                     return at
-                spoken = Utterance(event.seq, event.ts, "interviewer", turn.text, event.turn_id)
+                spoken = Utterance(event.seq, event.ts, "interviewer", ending.text, event.turn_id)
                 return replace(at, utterances=(*self.utterances, spoken))
             case CodeSnapshot():
                 version = CodeVersion(

@@ -91,14 +91,31 @@ def create_app(settings: Settings) -> Starlette:
         writer = EventWriter(store)
         writer.start()
         provider = make_provider(settings)
+        judge = summary_writer = None
+        if settings.uses_claude:
+            from server.judging.claude_judge import ClaudeJudge
+            from server.judging.summary_writer import ClaudeSummaryWriter
+
+            judge = ClaudeJudge(
+                api_key=settings.anthropic_api_key,
+                base_url=settings.anthropic_base_url,
+                model=settings.judge_model,
+            )
+            summary_writer = ClaudeSummaryWriter(
+                api_key=settings.anthropic_api_key,
+                base_url=settings.anthropic_base_url,
+                model=settings.judge_model,
+            )
         sessions = SessionManager(
             store=store,
             writer=writer,
             provider=provider,
             catalog=catalog,
-            runner=CodeRunService(RunLimits(), concurrency=settings.code_runs),
+            runner=CodeRunService(RunLimits(), concurrency=settings.code_runs, per_user=1),
             redis=redis,
             prefix=settings.redis_prefix,
+            judge=judge,
+            summary_writer=summary_writer,
             config=SessionConfig(
                 lease_ms=settings.lease_ms,
                 stream_maxlen=settings.history_max_events,
@@ -130,6 +147,9 @@ def create_app(settings: Settings) -> Starlette:
             await sessions.close()
             await writer.close(settings.shutdown_grace_s)
             await provider.aclose()
+            for closable in (judge, summary_writer):
+                if closable is not None:
+                    await closable.aclose()
             await verifier.aclose()
             try:
                 await asyncio.wait_for(pool.close(), settings.shutdown_grace_s)

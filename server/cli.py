@@ -154,6 +154,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     return load_main(args.load_args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.cli import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mentara", description="Mentara interview server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("load_args", nargs=argparse.REMAINDER)
     load.set_defaults(func=cmd_load)
+    bench = sub.add_parser(
+        "bench", help="benchmark fresh servers and their peers", add_help=False, prefix_chars="+"
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

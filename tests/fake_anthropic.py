@@ -20,6 +20,14 @@ The wire format, event by event (``event: <name>\\ndata: <json>\\n\\n``, content
     message_delta        {"type":"message_delta","delta":{"stop_reason":...,"stop_sequence":null},"usage":{"output_tokens":N}}
     message_stop         {"type":"message_stop"}
 
+Tool use: :meth:`FakeMessagesAPI.tool_reply` streams one ``tool_use`` content block instead of
+text, as the API does for a forced ``tool_choice``: ``content_block_start`` carries
+``{"type":"tool_use","id":"toolu_...","name":...,"input":{}}``, then the input arrives as
+``content_block_delta`` events with ``{"type":"input_json_delta","partial_json":...}`` (the
+first one empty, as the API sends it), and ``message_delta`` says ``stop_reason: tool_use``.
+The JSON is streamed as given, so a test can send invalid JSON, or a prefix of valid JSON with
+``stop_reason="max_tokens"`` to play a tool call cut off by the token limit.
+
 Errors before the stream are JSON bodies ``{"type":"error","error":{"type":...,"message":...},
 "request_id":...}`` with the matching status; 429 and 529 carry ``retry-after-ms`` (1 ms by
 default, which the SDK prefers over ``retry-after``) so retries are fast. An in-stream error is
@@ -32,6 +40,11 @@ enqueues a normal reply; the fault injections (:meth:`~FakeMessagesAPI.fail_stat
 streams a prefix of *the next reply in the queue* without consuming it (or of ``text=`` when
 given, or of the default reply), so ``overloaded_midstream(after_chars=5); reply("Hello
 world")`` shows the first request "Hello" then an error, and a retry the whole reply.
+
+With ``separate_lanes=True`` (a whole live session, where the interviewer and the judge call
+the API concurrently), requests that carry ``tools`` take only what :meth:`tool_reply`
+scripted, in their own queue, and get a 500 when it is empty; they never take the
+interviewer's replies or faults.
 
 When the queue is empty the fake answers with ``default_reply`` (a fixed sentence unless
 configured), so tests that play whole interviews need not script every turn. With
@@ -105,11 +118,20 @@ Outcome = Literal[
 
 
 @dataclass(frozen=True)
+class _ToolUse:
+    """The ``tool_use`` block a reply streams; the reply's text is its input JSON."""
+
+    name: str
+    id: str
+
+
+@dataclass(frozen=True)
 class _Reply:
     text: str
     chunk_size: int = 4
     delay_s: float = 0.0
     stop_reason: str = "end_turn"
+    tool: _ToolUse | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +218,7 @@ class _Plan:
     delay_s: float
     stop_reason: str
     fault: _Midstream | None = None
+    tool: _ToolUse | None = None
 
     @property
     def chunks(self) -> list[str]:
@@ -291,15 +314,22 @@ class _EventStream(Response):
                 },
             },
         )
+        tool = plan.tool
+        block: dict[str, Any] = (
+            {"type": "text", "text": ""}
+            if tool is None
+            else {"type": "tool_use", "id": tool.id, "name": tool.name, "input": {}}
+        )
         await event(
             "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
+            {"type": "content_block_start", "index": 0, "content_block": block},
         )
         await event("ping", {"type": "ping"})
+        if tool is not None:
+            empty = {"type": "input_json_delta", "partial_json": ""}
+            await event(
+                "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": empty}
+            )
 
         fault = plan.fault
         fault_at = min(fault.after_chars, len(plan.text)) if fault is not None else -1
@@ -323,7 +353,11 @@ class _EventStream(Response):
                 return outcome
             if plan.delay_s > 0:
                 await asyncio.sleep(plan.delay_s)
-            delta = {"type": "text_delta", "text": chunk}
+            delta = (
+                {"type": "text_delta", "text": chunk}
+                if tool is None
+                else {"type": "input_json_delta", "partial_json": chunk}
+            )
             await event(
                 "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
             )
@@ -358,11 +392,14 @@ class FakeMessagesAPI:
         default_reply: str | None = DEFAULT_REPLY,
         api_key: str | None = None,
         retry_after_ms: int = 1,
+        separate_lanes: bool = False,
     ) -> None:
         self.default_reply = default_reply
         self.api_key = api_key
         self.retry_after_ms = retry_after_ms
         self.requests: list[RecordedRequest] = []
+        self.separate_lanes = separate_lanes
+        self._tool_script: deque[_Script] = deque()
         self.disconnected = asyncio.Event()
         self._script: deque[_Script] = deque()
         self._seen_prefixes: set[str] = set()
@@ -385,6 +422,25 @@ class FakeMessagesAPI:
         """Enqueue a normal streamed reply: ``text`` in deltas of ``chunk_size`` characters,
         ``delay_s`` apart, ending with ``stop_reason``."""
         self._script.append(_Reply(text, chunk_size, delay_s, stop_reason))
+
+    def tool_reply(
+        self,
+        name: str,
+        tool_input: dict[str, Any] | str,
+        *,
+        chunk_size: int = 16,
+        delay_s: float = 0.0,
+        stop_reason: str = "tool_use",
+        tool_use_id: str | None = None,
+    ) -> None:
+        """Enqueue a reply that is one ``tool_use`` block calling ``name``: ``tool_input`` (a
+        dict, sent as JSON, or a string sent as it is, valid JSON or not) streamed as
+        ``input_json_delta`` events of ``chunk_size`` characters, ending with
+        ``stop_reason`` (``tool_use``; ``max_tokens`` for a call cut off)."""
+        text = tool_input if isinstance(tool_input, str) else json.dumps(tool_input)
+        tool = _ToolUse(name, tool_use_id or f"toolu_fake{len(self._script) + 1:012d}")
+        lane = self._tool_script if self.separate_lanes else self._script
+        lane.append(_Reply(text, chunk_size, delay_s, stop_reason, tool))
 
     def fail_status(
         self,
@@ -429,6 +485,12 @@ class FakeMessagesAPI:
         """The next request streams ``after_chars`` characters, hangs for ``seconds`` (sending
         nothing), then streams the rest if the client is still there."""
         self._script.append(_Midstream("stall", after_chars, seconds=seconds, text=text))
+
+    @property
+    def interviewer_requests(self) -> list[RecordedRequest]:
+        """The streaming requests without tools: the interviewer's turns (not the judge's
+        labelling calls, not the report summary)."""
+        return [r for r in self.requests if r.body.get("stream") and "tools" not in r.body]
 
     @property
     def pending(self) -> int:
@@ -579,6 +641,27 @@ class FakeMessagesAPI:
             for block in system:
                 if block.get("type") != "text" or not block.get("text"):
                     return "system: text content blocks must be non-empty"
+        tools = body.get("tools")
+        names: set[str] = set()
+        if tools is not None:
+            if not isinstance(tools, list):
+                return "tools: must be a list"
+            for tool in tools:
+                schema = tool.get("input_schema") if isinstance(tool, dict) else None
+                if not isinstance(schema, dict) or schema.get("type") != "object":
+                    return "tools: each tool needs an input_schema of type object"
+                if not isinstance(tool.get("name"), str) or not tool["name"]:
+                    return "tools: each tool needs a name"
+                names.add(tool["name"])
+        choice = body.get("tool_choice")
+        if choice is not None:
+            kind = choice.get("type") if isinstance(choice, dict) else None
+            if kind not in ("auto", "any", "tool", "none"):
+                return "tool_choice: type must be auto, any, tool or none"
+            if kind in ("any", "tool") and not names:
+                return "tool_choice: requires tools"
+            if kind == "tool" and choice.get("name") not in names:
+                return f"tool_choice: no tool named {choice.get('name')!r}"
         if body.get("stream") is not True:
             return "this fake serves only streaming requests (stream: true)"
         return None
@@ -610,7 +693,19 @@ class FakeMessagesAPI:
         if problem is not None:
             return self._error(recorded, 400, "invalid_request_error", problem)
 
-        item = self._script.popleft() if self._script else None
+        if self.separate_lanes and "tools" in body:
+            # A judge's request: its own script, never the interviewer's replies.
+            item = self._tool_script.popleft() if self._tool_script else None
+            if item is None:
+                return self._error(
+                    recorded,
+                    500,
+                    "api_error",
+                    "fake Messages API: no tool reply scripted",
+                    should_retry=False,
+                )
+        else:
+            item = self._script.popleft() if self._script else None
         if isinstance(item, _FailStatus):
             return self._error(
                 recorded,
@@ -624,7 +719,9 @@ class FakeMessagesAPI:
             base = _Reply(item.text) if item.text is not None else self._next_reply()
             if base is None:
                 base = _Reply("")
-            plan = _Plan(base.text, base.chunk_size, base.delay_s, base.stop_reason, fault=item)
+            plan = _Plan(
+                base.text, base.chunk_size, base.delay_s, base.stop_reason, item, base.tool
+            )
         else:
             reply = item or self._next_reply()
             if reply is None:
@@ -635,5 +732,7 @@ class FakeMessagesAPI:
                     "fake Messages API: no scripted reply left",
                     should_retry=False,
                 )
-            plan = _Plan(reply.text, reply.chunk_size, reply.delay_s, reply.stop_reason)
+            plan = _Plan(
+                reply.text, reply.chunk_size, reply.delay_s, reply.stop_reason, tool=reply.tool
+            )
         return _EventStream(self, recorded, plan)

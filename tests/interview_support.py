@@ -82,3 +82,11 @@ async def stored_seqs(database_url: str, session_id: str) -> list[int]:
         return [r["seq"] for r in rows]
     finally:
         await conn.close()
+
+
+async def assert_stored_from(database_url: str, session_id: str, evts: list[SessionEvent]) -> None:
+    """Postgres holds every event the client saw, gap-free from 1 (and possibly more after
+    them: the final scores and ``report.ready`` follow ``session.ended``)."""
+    stored = await stored_seqs(database_url, session_id)
+    assert stored == list(range(1, len(stored) + 1)), stored
+    assert stored[: len(evts)] == [e.seq for e in evts]

@@ -34,7 +34,12 @@ from protocol.messages import (
 from server.auth import mint_dev_token
 from server.config import Settings
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
-from tests.interview_support import assert_gap_free, read_until, stored_seqs, stored_turns
+from tests.interview_support import (
+    assert_gap_free,
+    assert_stored_from,
+    read_until,
+    stored_turns,
+)
 from tests.support import TEST_SECRET, Services, running_server, serve_env, serving, wait_ready
 
 
@@ -111,12 +116,12 @@ async def test_redis_restart_mid_session_loses_nothing(
     phone_events, laptop_events = events_of(phone_frames), events_of(laptop_frames)
     assert_gap_free(phone_events)
     assert_gap_free(laptop_events)
-    assert phone_events == laptop_events
+    assert phone_events == laptop_events, (phone_events[-4:], laptop_events[-4:])
     said = [e.text for e in phone_events if isinstance(e, CandidateSaid)]
     assert said == ["Before the restart.", "While Redis is down."]
     assert first.seq is not None
     assert end.seq == phone_events[-1].seq
-    assert await stored_seqs(fast.database_url or "", session_id) == [e.seq for e in phone_events]
+    await assert_stored_from(fast.database_url or "", session_id, phone_events)
 
 
 async def test_postgres_restart_acks_wait_and_nothing_acked_is_lost(
@@ -148,7 +153,7 @@ async def test_postgres_restart_acks_wait_and_nothing_acked_is_lost(
     assert_gap_free(evts)
     stored = await stored_turns(url, session_id)
     assert "Is anyone there?" in [t["text"] for t in stored if t["role"] == "candidate"]
-    assert await stored_seqs(url, session_id) == [e.seq for e in evts]
+    await assert_stored_from(url, session_id, evts)
 
 
 async def test_graceful_shutdown_sends_1001_and_hands_the_session_over(

@@ -31,9 +31,9 @@ from protocol.messages import (
 from server.config import Settings
 from tests.interview_support import (
     assert_gap_free,
+    assert_stored_from,
     events,
     read_until,
-    stored_seqs,
     stored_turns,
     turn_ended,
     turn_texts,
@@ -95,9 +95,7 @@ async def test_a_whole_interview(fast_server: RunningServer, subprotocol: str) -
     assert interviewer == streamed
     assert all(t["stop_reason"] == "end_turn" for t in stored if t["role"] == "interviewer")
     assert [t["text"] for t in stored if t["role"] == "candidate"] == ["Can the input be empty?"]
-    assert await stored_seqs(server.settings.database_url or "", session_id) == [
-        e.seq for e in evts
-    ]
+    await assert_stored_from(server.settings.database_url or "", session_id, evts)
 
 
 async def test_repeated_ids_are_applied_once(fast_server: RunningServer) -> None:

@@ -40,7 +40,7 @@ PRESENT = "Here's the problem: take a look at the statement and ask me anything 
 
 @pytest.fixture
 async def claude(settings: Settings) -> AsyncIterator[tuple[FakeMessagesAPI, RunningServer]]:
-    async with FakeMessagesAPI(default_reply=None) as api:
+    async with FakeMessagesAPI(default_reply=None, separate_lanes=True) as api:
         configured = settings.with_(
             llm_provider="anthropic",
             anthropic_api_key="test-key",
@@ -91,7 +91,7 @@ async def test_streamed_text_is_what_the_api_sent(
         frames += await read_until(c, lambda f: isinstance(f, SessionEnded))
         assert_gap_free(events(frames))
 
-    request = api.requests[2]
+    request = api.interviewer_requests[2]
     assert "I'd use a hash map" in request.messages_text
     started = events(frames)[0]
     assert isinstance(started, SessionStarted)
@@ -179,7 +179,7 @@ async def test_the_prompt_carries_the_latest_code_and_the_budget_is_enforced(
 ) -> None:
     from protocol.messages import CodeUpdate
 
-    async with FakeMessagesAPI() as api:
+    async with FakeMessagesAPI(separate_lanes=True) as api:
         configured = settings.with_(
             llm_provider="anthropic",
             anthropic_api_key="test-key",
@@ -207,8 +207,8 @@ async def test_the_prompt_carries_the_latest_code_and_the_budget_is_enforced(
             refused = (await read_until(c, lambda f: isinstance(f, Error)))[-1]
             assert isinstance(refused, Error)
             assert refused.code == "quota_exceeded"
-        assert len(api.requests) == 1
-        assert api.requests[0].body["messages"][-1]["role"] == "user"
+        assert len(api.interviewer_requests) == 1
+        assert api.interviewer_requests[0].body["messages"][-1]["role"] == "user"
 
 
 async def test_the_request_includes_the_candidates_code(
@@ -224,7 +224,49 @@ async def test_the_request_includes_the_candidates_code(
         )
         api.reply("Walk me through it.")
         await say(c, "Here is my code.", "m1")
-    last = api.requests[-1]
+    last = api.interviewer_requests[-1]
     assert "return 42" in last.messages_text
     assert "Here is my code." in last.messages_text
     assert "coding" in last.messages_text  # the phase
+
+
+async def test_the_claude_judge_labels_evidence_beside_the_stream(
+    claude: tuple[FakeMessagesAPI, RunningServer],
+) -> None:
+    from protocol.messages import ScoreDelta, SessionEvent
+
+    api, server = claude
+    async with open_client(server.ws_url(), token=server.token(uuid.uuid4().hex)) as c:
+        _, frames = await start_interview(api, c)
+        said_seq = [f for f in frames if isinstance(f, SessionEvent)][-1].seq + 1
+        api.tool_reply(
+            "record_evidence",
+            {
+                "evidence": [
+                    {
+                        "dimension": "communication",
+                        "signal_id": "explains_clearly",
+                        "polarity": "positive",
+                        "seqs": [said_seq],
+                        "note": "walked through the plan step by step",
+                    }
+                ]
+            },
+        )
+        api.reply("Sounds good, go ahead.")
+        ack = await c.request(
+            CandidateMessage(
+                id="m1", text="First I'll restate the problem, then walk through a hash map plan."
+            )
+        )
+        assert ack.seq == said_seq
+        frames = await read_until(
+            c, lambda f: isinstance(f, ScoreDelta) and f.dimension == "communication", timeout=20
+        )
+    delta = frames[-1]
+    assert isinstance(delta, ScoreDelta)
+    assert delta.evidence == [said_seq]
+    assert delta.delta > 0
+    judge_calls = [r for r in api.requests if "tools" in r.body]
+    assert judge_calls
+    assert "hash map plan" in judge_calls[0].messages_text

@@ -41,7 +41,9 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def coalesce_schedule(n_tokens: int, tokens_per_s: float, window_s: float) -> list[tuple[float, int]]:
+def coalesce_schedule(
+    n_tokens: int, tokens_per_s: float, window_s: float
+) -> list[tuple[float, int]]:
     """``(offset_s, tokens)`` per delta event for ``n_tokens`` tokens arriving every
     ``1 / tokens_per_s`` seconds from offset 0; offsets are when each event is emitted."""
     interval = 1.0 / tokens_per_s
@@ -151,6 +153,4 @@ class PeerSession:
             chunk = "".join(tokens[i : i + count])
             i += count
             await self.emit(self.event("interviewer.delta", turn_id=turn_id, text=chunk))
-        await self.emit(
-            self.event("interviewer.turn.end", turn_id=turn_id, stop_reason="end_turn")
-        )
+        await self.emit(self.event("interviewer.turn.end", turn_id=turn_id, stop_reason="end_turn"))

@@ -80,7 +80,7 @@ def parse_cost(inner: str) -> Cost | None:
     """The cost of the text inside ``O( )`` (``"n log n"``, ``"amount * len(coins)"``), or
     None when it names nothing recognisable."""
     text = inner.lower().replace("²", "^2").replace("³", "^3").replace("·", "*")
-    if re.search(r"\d\s*(?:\^|\*\*)\s*[a-z]|!|\bexp", text):
+    if re.search(r"(?:\d|[a-z)])\s*(?:\^|\*\*)\s*[a-z(]|!|\bexp", text):
         return Cost(1, 0, 0)
     best: Cost | None = None
     for term in _top_level_split(text, "+"):
@@ -91,7 +91,9 @@ def parse_cost(inner: str) -> Cost | None:
 
 
 def _top_level_split(text: str, separator: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         depth += char == "("
         depth -= char == ")"
@@ -157,9 +159,9 @@ def _kind(text: str, start: int, end: int) -> Kind:
     if re.search(r"time", written):
         return "time"
     after = text[end : end + 14]
-    if re.match(r"\W*(?:extra |additional |auxiliary )?(?:space|memory)", after):
+    if re.match(r"[\s,:-]*(?:extra |additional |auxiliary )?(?:space|memory)", after):
         return "space"
-    if re.match(r"\W*(?:time|runtime)", after):
+    if re.match(r"[\s,:-]*(?:time|runtime)", after):
         return "time"
     before = text[max(0, start - 40) : start]
     keywords = list(re.finditer(r"space|memory|time|runtime|runs? in", before))
@@ -193,7 +195,9 @@ def stated_complexities(text: str) -> list[Stated]:
         if cost is None or _not_a_claim(lowered, match.start(), close + 1):
             continue
         written = text[match.start() : close + 1]
-        found.append((match.start(), Stated(written, cost, _kind(lowered, match.start(), close + 1))))
+        found.append(
+            (match.start(), Stated(written, cost, _kind(lowered, match.start(), close + 1)))
+        )
         taken.append((match.start(), close + 1))
     for pattern, cost in _NAMED:
         for match in pattern.finditer(lowered):

@@ -8,9 +8,11 @@ interviewer when the code passes.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
+from protocol.errors import ErrorCode
 from protocol.messages import CodeResult, TestOutcome
-from scoring.code_runner import CodeRunner, RunLimits
+from scoring.code_runner import CodeRunner, RunLimits, RunResult
 from server.errors import MentaraError
 from server.sessions.live import LiveSession
 from server.sessions.log import LoggedEvent
@@ -22,12 +24,21 @@ class NothingToRun(MentaraError):
     pass
 
 
+class TooManyRuns(MentaraError):
+    code = ErrorCode.RATE_LIMITED
+    retryable = True
+
+
 class CodeRunService:
     """Runs sessions' code with ``scoring``'s sandboxed runner, ``concurrency`` at a time."""
 
-    def __init__(self, limits: RunLimits | None = None, *, concurrency: int = 2) -> None:
+    def __init__(
+        self, limits: RunLimits | None = None, *, concurrency: int = 2, per_user: int = 1
+    ) -> None:
         self.limits = limits or RunLimits()
         self.runner = CodeRunner(max_concurrent=concurrency)
+        self.per_user = per_user
+        self._running: dict[str, int] = {}  # user -> runs in progress (entries removed at 0)
 
     async def run(self, session: LiveSession) -> LoggedEvent:
         session.ensure_open()
@@ -37,7 +48,22 @@ class CodeRunService:
         question = session.question
         if getattr(question, "function_name", None) is None:
             raise NothingToRun("this question has no code to run")
-        result = await self.runner.run_tests(
+        user = session.row.user_id
+        if self._running.get(user, 0) >= self.per_user:
+            raise TooManyRuns("a run of yours is in progress; wait for its code.result")
+        self._running[user] = self._running.get(user, 0) + 1
+        try:
+            result = await self._run_visible(session, code, question)
+        finally:
+            left = self._running[user] - 1
+            if left:
+                self._running[user] = left
+            else:
+                del self._running[user]
+        return await self._report(session, code, result)
+
+    async def _run_visible(self, session: LiveSession, code: Any, question: Any) -> RunResult:
+        return await self.runner.run_tests(
             code.source,
             question.function_name,
             question.visible_tests,
@@ -45,6 +71,8 @@ class CodeRunService:
             tolerance=question.tolerance,
             limits=self.limits,
         )
+
+    async def _report(self, session: LiveSession, code: Any, result: RunResult) -> LoggedEvent:
         logged = await session.log.append(
             CodeResult(
                 run_id=f"r{next(_run_ids)}-{session.log.last_seq + 1}",

@@ -28,11 +28,14 @@ from server.hub.lease import Lease
 from server.interviewer.engine import InterviewerEngine
 from server.sessions.event_writer import Records, retry_while_unreachable
 from server.sessions.log import LoggedEvent, SessionLog, now_ms
+from server.sessions.scoring import LiveScoring
 from server.sessions.store import SessionRow, SessionStore
 
 log = logging.getLogger("mentara.session")
 
 _INPUT_CACHE = 4096
+#: The report (hidden tests, scores, Claude's summary) must be done within this.
+REPORT_TIMEOUT_S = 120.0
 
 
 class SessionEndedError(MentaraError):
@@ -71,6 +74,8 @@ class LiveSession:
         self.question = question  # the bank's question: tests and solution stay server-side
         self.broadcast = broadcast
         self.lease: Lease | None = None
+        self.scoring: LiveScoring | None = None
+        self.report_done = asyncio.Event()
         self.ended = row.status == "ended"
         self._inputs: OrderedDict[str, asyncio.Future[int | None]] = OrderedDict()
         # True while ``_inputs`` holds every input the session ever accepted (a new session,
@@ -201,7 +206,19 @@ class LiveSession:
         if self.ended:
             return None
         self.ended = True
-        return await self.engine.finish(reason)
+        ended = await self.engine.finish(reason)
+        self.spawn(self._final_report())
+        return ended
+
+    async def _final_report(self) -> None:
+        """Hidden tests, final scores, the report and ``report.ready``: after the ack of
+        ``session.end``, bounded in time (a report that cannot be finished is logged)."""
+        try:
+            if self.scoring is not None:
+                async with asyncio.timeout(REPORT_TIMEOUT_S):
+                    await self.scoring.finish(code=self.code)
+        finally:
+            self.report_done.set()
 
     # -- time limit ------------------------------------------------------------------------
 
@@ -242,6 +259,8 @@ class LiveSession:
         if self._deadline is not None:
             self._deadline.cancel()
         await self.engine.close()
+        if self.scoring is not None and not self.ended:
+            await self.scoring.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -110,6 +110,8 @@ class SessionLog:
         self.redis_retry_s = redis_retry_s
         self.lost = False
         self._lock = asyncio.Lock()
+        #: Called with every appended event, in seq order; must not block (live scoring).
+        self.observers: list[Callable[[LoggedEvent], None]] = []
 
     async def append(self, event: SessionEvent, records: Records | None = None) -> LoggedEvent:
         """Append ``event`` (its seq and ts are assigned here); see the module docstring.
@@ -130,6 +132,8 @@ class SessionLog:
             logged._encoded[JSON.name] = wire
             self.last_seq = seq
             self.channel.offer(logged)
+            for observe in self.observers:
+                observe(logged)
             extra = records or Records()
             extra.events = ((self.session_id, seq, logged.type, ts, wire.decode()),)
             logged.durable = await self.writer.submit(extra)

@@ -16,13 +16,14 @@ Any worker serves any socket of any session (no sticky load balancing):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 
 from protocol.codec import JSON
 from protocol.messages import (
@@ -59,6 +60,7 @@ from server.sessions.event_writer import EventWriter
 from server.sessions.live import LiveSession, SessionEndedError
 from server.sessions.log import LeaseLost, LoggedEvent, SessionLog, now_ms
 from server.sessions.recovery import backfill_records, recover_state
+from server.sessions.scoring import LiveScoring
 from server.sessions.snapshots import build_snapshot
 from server.sessions.store import SessionRow, SessionStore
 
@@ -92,6 +94,8 @@ class SessionManager:
         config: SessionConfig,
         redis: aioredis.Redis,
         prefix: str,
+        judge: Any | None = None,
+        summary_writer: Any | None = None,
     ) -> None:
         self.store = store
         self.writer = writer
@@ -101,6 +105,8 @@ class SessionManager:
         self.config = config
         self.redis = redis
         self.prefix = prefix
+        self.judge = judge  # the Claude judge when configured; None: the offline heuristics
+        self.summary_writer = summary_writer
         self.worker_id = uuid.uuid4().hex[:12]
         self.leases = Leases(
             redis, prefix, self.worker_id, lease_ms=config.lease_ms, ttl_ms=config.history_ttl_ms
@@ -361,7 +367,13 @@ class SessionManager:
     # -- ownership -------------------------------------------------------------------------
 
     def _new_live(
-        self, row: SessionRow, lease: Lease, *, started_at_ms: int, **state: object
+        self,
+        row: SessionRow,
+        lease: Lease,
+        *,
+        started_at_ms: int,
+        catch_up: list[LoggedEvent] | None = None,
+        **state: object,
     ) -> LiveSession:
         question = self.catalog.get(row.question_id)
         keys = session_keys(self.prefix, row.id)
@@ -413,6 +425,21 @@ class SessionManager:
         )
         session.lease = lease
         holder.append(session)
+        if row.status == "active":
+            scoring = LiveScoring(
+                session_id=row.id,
+                user_id=row.user_id,
+                question=question.source,
+                log=session_log,
+                store=self.store,
+                runner=self.runner.runner,
+                judge=self.judge,
+                summary_writer=self.summary_writer,
+            )
+            scoring.catch_up(catch_up or [])
+            session_log.observers.append(scoring.observe)
+            scoring.start()
+            session.scoring = scoring
         return session
 
     async def _ensure_owner(self, session_id: str) -> None:
@@ -477,6 +504,7 @@ class SessionManager:
             row,
             lease,
             started_at_ms=row.created_at_ms,
+            catch_up=events,
             transcript=state.transcript,
             phase=state.phase,
             turns_spoken=state.turns_spoken,
@@ -527,7 +555,7 @@ class SessionManager:
 
     async def _keep_once(self) -> None:
         for session_id, session in list(self.owned.items()):
-            if session.ended and session.engine.state.value == "ended":
+            if session.ended and session.report_done.is_set():
                 self.owned.pop(session_id, None)
                 if session.lease is not None:
                     await self.leases.release(session.lease)
@@ -559,8 +587,12 @@ class SessionManager:
         await self._drop_owned(session.id)
 
     async def _ensure_owner_quietly(self, session_id: str) -> None:
-        with contextlib.suppress(SessionEndedError):
+        try:
             await self._ensure_owner(session_id)
+        except SessionEndedError:
+            pass
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            log.warning("cannot check the owner of %s: %r", session_id, exc)
 
     # -- pub/sub ---------------------------------------------------------------------------
 

@@ -189,6 +189,33 @@ class SessionStore:
         )
         return [dict(r) for r in records]
 
+    async def save_report(
+        self, *, session_id: str, user_id: str, report_id: str, overall: float, band: str, body: str
+    ) -> None:
+        """Store the report and queue its push notifications, in one transaction (idempotent:
+        a report already stored for the session is kept)."""
+        from server.push import enqueue_report_ready
+
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                """INSERT INTO reports (session_id, report_id, overall, band, body)
+                   VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (session_id) DO NOTHING
+                   RETURNING report_id""",
+                session_id,
+                report_id,
+                overall,
+                band,
+                body,
+            )
+            if inserted is not None:
+                payload = {
+                    "type": "report.ready",
+                    "session_id": session_id,
+                    "report_id": report_id,
+                    "overall": overall,
+                }
+                await enqueue_report_ready(conn, user_id, payload)
+
     async def write_batch(self, batch: WriteBatch) -> None:
         """Write the batch in one transaction; idempotent, so a retried batch is harmless."""
         async with self.pool.acquire() as conn, conn.transaction():

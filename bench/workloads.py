@@ -1,0 +1,359 @@
+"""The standard workloads, each against freshly started servers:
+
+- :func:`stream`: one streaming run of a system (Mentara, the python-socketio peer or the
+  bare websockets peer) with S listeners: start the server, spawn the client processes,
+  ramp the sessions up, let them settle, then measure over a window the listeners' lag,
+  seqs and errors, and the CPU and memory of the server's process tree, Redis and Postgres
+  (the client's own CPU is reported apart); optionally py-spy records a worker meanwhile.
+- :func:`idle`: N authenticated idle sockets on one Mentara worker: its memory before and
+  after, with the sockets held for several heartbeat intervals.
+- :func:`run_all`: the whole benchmark: the ladder of S, the efficiency run at a fixed S,
+  the peers at that S, the profile, the idle run.
+
+Timing is on one wall-clock timeline shared with the client processes (see
+``bench.clients``). Every server is stopped in ``finally``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bench import profiling
+from bench.clients import ClientKind, ClientPool, plan_clients
+from bench.listener import ListenerStats
+from bench.procstats import Snapshot, process_cpu_between, rss, snapshot, usage_between
+from bench.results import BenchResult, IdleRun, StreamRun
+from bench.servers import (
+    ServerProcess,
+    start_bare_peer,
+    start_mentara,
+    start_socketio_peer,
+)
+from bench.services import Services, postgres_pids, redis_pids
+
+__all__ = ["BenchConfig", "System", "idle", "run_all", "stream"]
+
+System = Literal["mentara", "python-socketio", "websockets"]
+_CLIENT_KIND: dict[System, ClientKind] = {
+    "mentara": "mentara",
+    "python-socketio": "socketio",
+    "websockets": "bare",
+}
+SPAWN_HEAD_START_S = 2.5
+"""The clients' timeline starts this long after they are spawned (imports take ~1 s)."""
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    out_dir: Path
+    ladder: tuple[int, ...] = (50, 100, 150, 200, 250, 500, 1000, 1500, 2000)
+    fixed_sessions: int = 100
+    idle_sockets: int = 10_000
+    workers: int = 2
+    client_processes: int = 2
+    idle_client_processes: int = 4
+    window_s: float = 20.0
+    settle_s: float = 4.0
+    ramp_rate: float = 100.0
+    """Sessions started per second during the ramp."""
+    think_s: float = 0.2
+    tokens_per_s: float = 40.0
+    coalesce_ms: float = 30.0
+    heartbeat_s: float = 2.0
+    idle_hold_heartbeats: float = 3.0
+    ladder_budget_s: float = 900.0
+    """No ladder step starts after this many seconds of ladder."""
+    profile: bool = True
+    profile_rate: int = 100
+    head_start_s: float = SPAWN_HEAD_START_S
+    """Seconds from spawning the client processes to the start of their timeline."""
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
+
+    def ramp_s(self, sessions: int) -> float:
+        return min(20.0, max(1.0, sessions / self.ramp_rate))
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "ladder": list(self.ladder),
+            "fixed_sessions": self.fixed_sessions,
+            "idle_sockets": self.idle_sockets,
+            "workers": self.workers,
+            "client_processes": self.client_processes,
+            "idle_client_processes": self.idle_client_processes,
+            "window_s": self.window_s,
+            "settle_s": self.settle_s,
+            "ramp_rate": self.ramp_rate,
+            "think_s": self.think_s,
+            "tokens_per_s": self.tokens_per_s,
+            "coalesce_ms": self.coalesce_ms,
+            "heartbeat_s": self.heartbeat_s,
+            "idle_hold_heartbeats": self.idle_hold_heartbeats,
+            "ladder_budget_s": self.ladder_budget_s,
+            "profile": self.profile,
+            "head_start_s": self.head_start_s,
+        }
+
+
+def _start(system: System, services: Services, config: BenchConfig, name: str) -> ServerProcess:
+    log = config.out_dir / "logs" / f"{name}.log"
+    match system:
+        case "mentara":
+            return start_mentara(
+                workers=config.workers,
+                database_url=services.database_url,
+                redis_url=services.redis_url,
+                secret=config.secret,
+                data_dir=config.out_dir / "data",
+                log_path=log,
+                tokens_per_s=config.tokens_per_s,
+                coalesce_ms=config.coalesce_ms,
+            )
+        case "python-socketio":
+            return start_socketio_peer(
+                workers=config.workers,
+                redis_url=services.redis_url,
+                log_path=log,
+                tokens_per_s=config.tokens_per_s,
+                coalesce_ms=config.coalesce_ms,
+            )
+        case "websockets":
+            return start_bare_peer(
+                log_path=log, tokens_per_s=config.tokens_per_s, coalesce_ms=config.coalesce_ms
+            )
+
+
+def _groups(
+    system: System, server: ServerProcess, services: Services, pool: ClientPool | None
+) -> dict[str, list[int]]:
+    """The process groups to sample: what the system uses (the bare peer uses no Redis and
+    python-socketio no Postgres), and the client processes."""
+    groups: dict[str, list[int]] = {"server": server.pids()}
+    if system != "websockets":
+        groups["redis"] = redis_pids(services.redis_url)
+    if system == "mentara":
+        groups["postgres"] = postgres_pids(services)
+    if pool is not None:
+        groups["client"] = pool.pids()
+    return groups
+
+
+def _sleep_until(when: float) -> None:
+    delay = when - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def stream(
+    system: System,
+    sessions: int,
+    services: Services,
+    config: BenchConfig,
+    *,
+    label: str = "streaming",
+    profile_to: Path | None = None,
+    say: Say = print,
+) -> StreamRun:
+    """One streaming run; see the module docstring. ``profile_to``: py-spy records one
+    worker over the window into that file (raw collapsed stacks)."""
+    name = f"{label}-{system}-{sessions}"
+    server = _start(system, services, config, name)
+    try:
+        before_idle = snapshot(_groups(system, server, services, None), time.monotonic())
+        t0 = time.time() + config.head_start_s
+        ramp = config.ramp_s(sessions)
+        window_start = t0 + ramp + config.settle_s
+        window_end = window_start + config.window_s
+        plans = plan_clients(
+            _CLIENT_KIND[system],
+            server.ws_url(),
+            sessions,
+            config.client_processes,
+            t0=t0,
+            ramp_s=ramp,
+            window_start=window_start,
+            window_end=window_end,
+            stop_at=window_end + 0.5,
+            think_s=config.think_s,
+            token_secret=config.secret,
+            tag=uuid.uuid4().hex[:6],
+        )
+        with ClientPool(plans) as pool:
+            _sleep_until(t0)
+            at_t0 = snapshot(_groups(system, server, services, None), time.monotonic())
+            _sleep_until(window_start)
+            before = snapshot(_groups(system, server, services, pool), time.monotonic())
+            recorder = None
+            if profile_to is not None:
+                recorder = profiling.record(
+                    _busiest(server), profile_to, config.window_s, config.profile_rate
+                )
+            _sleep_until(window_end)
+            after = snapshot(_groups(system, server, services, pool), time.monotonic())
+            reports = pool.collect("final", timeout=config.window_s + 60)
+            if recorder is not None:
+                profiling.finish(recorder)
+        stats = ListenerStats()
+        for report in reports:
+            stats.merge(ListenerStats.from_dict(report["stats"]))
+        background = _rate(before_idle, at_t0, "redis")
+        run = StreamRun(
+            system,
+            sessions,
+            config.window_s,
+            stats,
+            usage_between(before, after),
+            label=label,
+            redis_background_cpu_per_s=background,
+            server_process_cpu_s=sorted(
+                process_cpu_between(before, after, "server").values(), reverse=True
+            ),
+        )
+    finally:
+        server.stop()
+    say(_progress(run))
+    return run
+
+
+def _busiest(server: ServerProcess) -> int:
+    """The worker that has used the most CPU so far (the one to profile)."""
+    workers = server.worker_pids()
+    shot = snapshot({"w": workers}, time.monotonic())
+    samples = sorted(shot.groups["w"].values(), key=lambda s: s.cpu_s, reverse=True)
+    return samples[0].pid if samples else workers[0]
+
+
+def _rate(before: Snapshot, after: Snapshot, group: str) -> float:
+    usage = usage_between(before, after).get(group)
+    elapsed = after.at - before.at
+    return usage.cpu_s / elapsed if usage is not None and elapsed > 0 else 0.0
+
+
+def _progress(run: StreamRun) -> str:
+    s = run.stats
+    return (
+        f"bench: {run.label:<10} {run.system:<16} S={run.sessions:<5} "
+        f"{run.events_per_s:8.0f} ev/s  cpu {run.server_cpu_s / run.window_s:4.2f} s/s  "
+        f"{run.events_per_cpu_s:7.0f} ev/cpu-s  p99 {run.p99_ms:7.1f} ms  busiest "
+        f"{(run.server_process_cpu_s or [0.0])[0] / run.window_s:4.2f}  "
+        f"active {s.active_at_window}/{run.sessions} gaps {s.gaps} dups {s.dups} "
+        f"errors {s.error_count}{' ' + str(dict(s.errors)) if s.errors else ''}  "
+        f"{'PASS' if run.passes else 'FAIL'}"
+    )
+
+
+def idle(services: Services, config: BenchConfig, *, say: Say = print) -> IdleRun:
+    """N authenticated idle sockets on one Mentara worker; see the module docstring."""
+    server = start_mentara(
+        workers=1,
+        database_url=services.database_url,
+        redis_url=services.redis_url,
+        secret=config.secret,
+        data_dir=config.out_dir / "data",
+        log_path=config.out_dir / "logs" / f"idle-mentara-{config.idle_sockets}.log",
+        extra_env={"MENTARA_HEARTBEAT_S": f"{config.heartbeat_s:g}"},
+    )
+    try:
+        time.sleep(1.0)
+        before = snapshot({"server": server.pids()}, time.monotonic())
+        t0 = time.time() + config.head_start_s
+        plans = plan_clients(
+            "idle",
+            server.ws_url(),
+            config.idle_sockets,
+            config.idle_client_processes,
+            t0=t0,
+            ramp_s=0.0,
+            window_start=t0,
+            window_end=t0,
+            stop_at=t0 + 600.0,
+            token_secret=config.secret,
+            tag=uuid.uuid4().hex[:6],
+        )
+        with ClientPool(plans) as pool:
+            pool.collect("ready", timeout=300.0)
+            held_from = time.monotonic()
+            time.sleep(config.heartbeat_s * config.idle_hold_heartbeats)
+            after = snapshot({"server": server.pids()}, time.monotonic())
+            held = time.monotonic() - held_from
+            pool.release.set()
+            finals = pool.collect("final", timeout=60.0)
+    finally:
+        server.stop()
+    errors: dict[str, int] = {}
+    for report in finals:  # a final report's errors include its ready report's
+        for key, n in report["errors"].items():
+            errors[key] = errors.get(key, 0) + int(n)
+    run = IdleRun(
+        sockets=config.idle_sockets,
+        connected=sum(int(r["connected"]) for r in finals),
+        open_at_release=sum(int(r["open_at_release"]) for r in finals),
+        rss_before=rss(before, "server"),
+        rss_after=rss(after, "server"),
+        held_s=held,
+        heartbeat_s=config.heartbeat_s,
+        errors=errors,
+    )
+    say(
+        f"bench: idle       mentara          N={run.connected:<5} "
+        f"RSS {run.rss_before / 2**20:.1f} -> {run.rss_after / 2**20:.1f} MiB  "
+        f"{run.bytes_per_socket / 1024:.1f} KiB/socket  held {held:.1f}s  "
+        f"open {run.open_at_release}/{run.sockets}  errors {errors or 0}"
+    )
+    return run
+
+
+def run_all(services: Services, config: BenchConfig, *, say: Say = print) -> BenchResult:
+    """The whole benchmark (see the module docstring); a workload that fails to run is
+    recorded in ``failures`` and the others still run."""
+    result = BenchResult(settings=config.public())
+    ladder_started = time.monotonic()
+    for sessions in config.ladder:
+        if time.monotonic() - ladder_started > config.ladder_budget_s:
+            result.failures.append(f"ladder: time budget spent before S={sessions}")
+            break
+        try:
+            run = stream("mentara", sessions, services, config, say=say)
+        except Exception as exc:
+            result.failures.append(f"streaming S={sessions}: {exc}")
+            say(f"bench: streaming S={sessions} could not run: {exc}")
+            break
+        result.ladder.append(run)
+        if not run.passes:
+            break
+    fixed = config.fixed_sessions
+    reuse = next((r for r in result.ladder if r.sessions == fixed), None)
+    try:
+        result.efficiency = reuse or stream(
+            "mentara", fixed, services, config, label="efficiency", say=say
+        )
+    except Exception as exc:
+        result.failures.append(f"efficiency: {exc}")
+    for peer in ("python-socketio", "websockets"):
+        try:
+            result.peers.append(stream(peer, fixed, services, config, label="peer", say=say))
+        except Exception as exc:
+            result.failures.append(f"peer {peer}: {exc}")
+            say(f"bench: peer {peer} could not run: {exc}")
+    if config.profile and profiling.available():
+        raw = config.out_dir / "profile-mentara-worker.txt"
+        try:
+            run = stream(
+                "mentara", fixed, services, config, label="profile", profile_to=raw, say=say
+            )
+            summary = profiling.summarize(raw, duration_s=config.window_s, rate=config.profile_rate)
+            result.profile = summary | {"run": run.to_dict()}
+        except Exception as exc:
+            result.failures.append(f"profile: {exc}")
+    try:
+        result.idle = idle(services, config, say=say)
+    except Exception as exc:
+        result.failures.append(f"idle: {exc}")
+        say(f"bench: idle could not run: {exc}")
+    return result

@@ -1,0 +1,1 @@
+"""Judges that need the network (Claude); the pure judges live in ``scoring.judges``."""

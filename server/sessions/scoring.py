@@ -1,0 +1,200 @@
+"""Live scoring for one session on its owner: judges beside the interviewer, never in its way.
+
+Contract:
+- :meth:`LiveScoring.observe` is called with every event the owner appends, in seq order; it
+  only queues (never awaits), so scoring cannot delay the interviewer's stream. One scoring
+  task per session drains the queue through ``scoring``'s pure :class:`SessionScorer` and
+  appends each resulting ``score.delta`` (its ``evidence`` names the events behind it).
+- With Claude configured, each candidate turn is also labelled by the Claude judge, at most
+  one call in flight per session (turns said meanwhile are judged together next); its
+  evidence goes through the same ledger.
+- :meth:`finish` (after ``session.ended``): the hidden tests run on the final code (only counts
+  reach the candidate), the final deltas are appended, the report is built (Claude writes
+  the summary when configured, bounded in time; the ledger-built one otherwise or on
+  failure, never nothing), stored with one push notification per registered device in the
+  same transaction, and announced with ``report.ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from typing import Any
+
+from protocol.messages import CandidateSaid, ReportReady, SessionEvent
+from scoring.code_runner import RunLimits
+from scoring.judges.code import HiddenTestResult
+from scoring.scorer import SessionScorer
+from server.sessions.log import LoggedEvent, SessionLog
+from server.sessions.store import SessionStore
+
+log = logging.getLogger("mentara.scoring")
+
+#: Events waiting to be scored, per session. Scoring is pure and fast, so this only fills if
+#: the event loop is starved; past it, scoring for the session stops (logged) rather than
+#: holding memory without bound.
+MAX_BACKLOG = 10_000
+
+
+class LiveScoring:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        question: Any,
+        log: SessionLog,
+        store: SessionStore,
+        runner: Any,
+        judge: Any | None = None,
+        summary_writer: Any | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.user_id = user_id
+        self.question = question
+        self.log = log
+        self.store = store
+        self.runner = runner
+        self.judge = judge
+        self.summary_writer = summary_writer
+        self.scorer = SessionScorer(question, offline_judge=judge is None)
+        self._backlog: deque[SessionEvent] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._judging: asyncio.Task[None] | None = None
+        self._judge_again = False
+        self._judged_upto = 0
+        self.stopped = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"scoring-{self.session_id}")
+
+    def catch_up(self, events: list[LoggedEvent]) -> None:
+        """A new owner: fold the session so far into the scorer without appending anything
+        (the deltas it implies are in the log already)."""
+        for logged in events:
+            self.scorer.observe(logged.event)
+        self._judged_upto = events[-1].seq if events else 0
+
+    def observe(self, logged: LoggedEvent) -> None:
+        if self.stopped:
+            return
+        if len(self._backlog) >= MAX_BACKLOG:
+            log.error("scoring backlog full; scoring stops", extra={"session_id": self.session_id})
+            self.stopped = True
+            return
+        self._backlog.append(logged.event)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self.stopped:
+            if not self._backlog:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            event = self._backlog.popleft()
+            try:
+                await self._append(self.scorer.observe(event))
+                if isinstance(event, CandidateSaid) and self.judge is not None:
+                    self._judge_soon()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scoring failed on one event", extra={"session_id": self.session_id})
+
+    async def _append(self, changes: list[Any]) -> None:
+        for change in changes:
+            await self.log.append(change.to_event())
+
+    # -- the Claude judge ------------------------------------------------------------------
+
+    def _judge_soon(self) -> None:
+        if self._judging is not None and not self._judging.done():
+            self._judge_again = True
+            return
+        self._judging = asyncio.create_task(self._judge(), name=f"judge-{self.session_id}")
+
+    async def _judge(self) -> None:
+        judge = self.judge
+        assert judge is not None
+        while True:
+            self._judge_again = False
+            transcript = self.scorer.transcript
+            upto = transcript.last_seq
+            result = await judge.judge(
+                session_id=self.session_id,
+                question=self.question,
+                transcript=transcript,
+                since_seq=self._judged_upto,
+            )
+            self._judged_upto = upto
+            if result.outcome == "applied" and result.evidence:
+                await self._append(self.scorer.apply(result.evidence))
+            elif result.outcome in ("discarded", "failed"):
+                log.info(
+                    "judge %s: %s",
+                    result.outcome,
+                    result.reason,
+                    extra={"session_id": self.session_id},
+                )
+            if not self._judge_again or self.stopped:
+                return
+
+    # -- the end ---------------------------------------------------------------------------
+
+    async def finish(self, *, code: Any | None) -> LoggedEvent | None:
+        """Final scores and the report; returns ``report.ready`` (None if scoring stopped)."""
+        while self._backlog:
+            event = self._backlog.popleft()
+            await self._append(self.scorer.observe(event))
+        if self._judging is not None:
+            await asyncio.gather(self._judging, return_exceptions=True)
+        self.stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        hidden = await self._hidden_tests(code)
+        await self._append(self.scorer.finish(hidden))
+        report = self.scorer.report()
+        if self.summary_writer is not None:
+            written = await self.summary_writer.write(report)
+            if written:
+                report = self.scorer.report(summary=written)
+        report_id = uuid.uuid4().hex
+        await self.store.save_report(
+            session_id=self.session_id,
+            user_id=self.user_id,
+            report_id=report_id,
+            overall=report.overall,
+            band=report.band_label,
+            body=report.to_json(),
+        )
+        return await self.log.append(
+            ReportReady(
+                report_id=report_id, overall=report.overall, summary=report.summary, seq=0, ts=0
+            )
+        )
+
+    async def _hidden_tests(self, code: Any | None) -> HiddenTestResult | None:
+        question = self.question
+        tests = getattr(question, "hidden_tests", None)
+        if code is None or not tests:
+            return None
+        result = await self.runner.run_tests(
+            code.source,
+            question.function_name,
+            tests,
+            compare=question.compare,
+            tolerance=question.tolerance,
+            limits=RunLimits(),
+        )
+        return HiddenTestResult.from_run(code.version, code.seq, result)
+
+    async def close(self) -> None:
+        self.stopped = True
+        for task in (self._task, self._judging):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
