@@ -28,6 +28,10 @@ COPY pyproject.toml README.md* ./
 COPY protocol/ ./protocol/
 COPY server/ ./server/
 COPY scoring/ ./scoring/
+# The load harness and the benchmark ship in the image too: operators run `mentara load`
+# against staging from inside the cluster.
+COPY loadtest/ ./loadtest/
+COPY bench/ ./bench/
 RUN pip install --no-deps --no-build-isolation . \
     && rm -rf build ./*.egg-info
 
