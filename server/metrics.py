@@ -42,7 +42,10 @@ FRAME_HANDLE_SECONDS = Histogram(
 
 
 RESUMES = Counter(
-    "mentara_resumes_total", "Resumes and watches, by where the replay came from", ["source"]
+    "mentara_resumes_total",
+    "Resumes and watches, by where the replay came from: memory (this worker's recent "
+    "events), redis (the history stream), postgres, or snapshot",
+    ["source"],
 )
 GAP_FILLS = Counter("mentara_gap_fills_total", "Seq gaps on the live channel filled from history")
 SLOW_CONSUMER_CLOSES = Counter(

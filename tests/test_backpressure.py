@@ -7,6 +7,7 @@ import asyncio
 import socket
 
 import pytest
+from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -88,6 +89,7 @@ async def test_a_stalled_socket_is_closed_4003_and_resumes_without_loss(settings
                     if isinstance(frame, SessionEvent):
                         seen.append(frame)
             assert closed.value.code == CloseCode.SLOW_CONSUMER
+            assert (REGISTRY.get_sample_value("mentara_slow_consumer_closes_total") or 0) >= 1
         # It resumes from what it had and loses nothing.
         async with open_client(server.ws_url(), token=token) as again:
             last = seen[-1].seq if seen else 0

@@ -163,7 +163,19 @@ async def test_kill_the_owner_mid_turn_and_finish_on_the_other_worker(
                 f"/v1/sessions/{session_id}", headers={"Authorization": f"Bearer {token}"}
             )
         ).json()
+        metrics_text = (await http.get("/metrics")).text
     assert body["session"]["status"] == "ended"
+    # B's metrics tell the story: it took the session over, resumed sockets from history,
+    # and received A's events through pub/sub.
+    assert metric(metrics_text, "mentara_lease_takeovers_total") >= 1
+    assert metric(metrics_text, "mentara_publish_to_deliver_seconds_count") > 0
+    assert (
+        sum(
+            metric(metrics_text, "mentara_resumes_total", source=s)
+            for s in ("memory", "redis", "postgres")
+        )
+        >= 2
+    )
     stored = {t["turn_id"]: t for t in await stored_turns(services.database_url, session_id)}
     delivered = "".join(
         e.text
@@ -172,3 +184,17 @@ async def test_kill_the_owner_mid_turn_and_finish_on_the_other_worker(
     )
     assert stored[cut.turn_id]["text"] == delivered
     assert stored[cut.turn_id]["stop_reason"] == "error"
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """A sample's value in Prometheus text (0 when absent), summed over unnamed labels."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head != name and not head.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
+from prometheus_client import REGISTRY
 
 from protocol.client import InterviewClient, open_client
 from protocol.codec import JSON, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, Codec
@@ -144,6 +145,7 @@ async def test_a_gap_on_the_live_channel_is_filled_from_history(
         await pool.close()
     seqs = [JSON.decode_server(raw).seq for raw in sock.received]  # type: ignore[union-attr]
     assert seqs == [1, 2, 3, 4]
+    assert (REGISTRY.get_sample_value("mentara_gap_fills_total") or 0) >= 1
 
 
 async def _no_snapshot(session_id: str) -> Any:

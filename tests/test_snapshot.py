@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from protocol.client import open_client
 from protocol.messages import (
@@ -52,6 +53,9 @@ async def test_resume_past_retention_gets_a_snapshot_then_live_events(settings: 
         )
         await conn.close()
 
+        snapshots_before = (
+            REGISTRY.get_sample_value("mentara_resumes_total", {"source": "snapshot"}) or 0
+        )
         # A worker that never had the session in memory serves the resume.
         async with running_server(fast) as other, open_client(other.ws_url(), token=token) as again:
             await again.send(SessionResume(session_id=session_id, last_seq=0))
@@ -72,3 +76,5 @@ async def test_resume_past_retention_gets_a_snapshot_then_live_events(settings: 
             evts = [f for f in frames if isinstance(f, SessionEvent)]
             assert evts[0].seq == snapshot.seq + 1
             assert [e.seq for e in evts] == list(range(evts[0].seq, evts[0].seq + len(evts)))
+        snapshots_after = REGISTRY.get_sample_value("mentara_resumes_total", {"source": "snapshot"})
+        assert snapshots_after == snapshots_before + 1

@@ -26,8 +26,7 @@ class History:
         self.redis = redis
         self.store = store
         self.prefix = prefix
-        self.from_redis = 0
-        self.from_postgres = 0
+        self.last_source = ""  # where the last read came from: "redis" or "postgres"
 
     async def current_seq(self, session_id: str) -> int:
         """The session's last assigned seq: Redis's counter, else (lost) what Postgres has."""
@@ -50,7 +49,7 @@ class History:
     ) -> list[LoggedEvent] | None:
         tail = await self.stream_range(session_id, after, upto)
         if tail and tail[0].seq == after + 1:
-            self.from_redis += 1
+            self.last_source = "redis"
             return tail
         # Redis does not reach back far enough: Postgres has the older part.
         first_in_redis = tail[0].seq if tail else None
@@ -65,9 +64,10 @@ class History:
             if _contiguous(older, after) and (
                 limit_seq is None or (older and older[-1].seq == limit_seq) or limit_seq == after
             ):
-                self.from_postgres += 1
+                self.last_source = "postgres"
                 return older + tail
             if limit_seq is None and not older and not tail:
+                self.last_source = "postgres"
                 return []  # nothing after ``after`` anywhere
             await asyncio.sleep(0.05)
         return None

@@ -183,8 +183,10 @@ class SessionChannel:
         attachment = Attachment(sock, last_seq + 1, read_only=read_only)
         self.attachments[sock] = attachment
         replay = self._recent_after(last_seq, current)
+        source = "memory"
         if replay is None:
             replay = await self.history.read(self.session_id, last_seq)
+            source = self.history.last_source
         if self.attachments.get(sock) is not attachment:
             return 0  # detached or re-attached meanwhile
         if replay is None:
@@ -199,7 +201,7 @@ class SessionChannel:
             replay = await self.history.read(self.session_id, snapshot.seq) or []
         else:
             if announce:
-                metrics.RESUMES.labels("history").inc()
+                metrics.RESUMES.labels(source).inc()
                 sock.send(Resumed(session_id=self.session_id, replayed=len(replay)))
         self.set_head(max(current, replay[-1].seq if replay else 0))
         # The replay is paced by the socket's drain (it may be far larger than the send
