@@ -1,11 +1,16 @@
 """Token coalescing: many small model deltas become fewer ``interviewer.delta`` events.
 
-:func:`coalesce_deltas` reads a provider stream through a bounded queue filled by a pump
-task, and yields the text gathered during each ``window_s`` (Ably rolls up at 40 ms; a person
-reads no faster). The concatenation of what it yields is exactly the text the provider
-produced up to the point where the stream ended, failed or was stopped, minus whatever was
-still gathering when ``stop`` was set (that text was never delivered, so it is not part of
-the turn).
+:meth:`Coalescer.deltas` reads a provider stream through a pump task and yields the text
+gathered during each ``window_s`` (Ably rolls up at 40 ms; a person reads no faster). The
+concatenation of what it yields is exactly the text the provider produced up to the point
+where the stream ended, failed or was stopped, minus whatever was still gathering when
+``stop`` was set (that text was never delivered, so it is not part of the turn).
+
+Cost: the pump appends each token to a buffer; the consumer wakes once per window (not once
+per token), so a turn costs one timer per 30 ms however fast the model streams.
+
+Bounds: the buffer holds at most one window of text, plus ``max_buffered`` characters; past
+that the pump waits for the consumer (back-pressure on the model stream).
 
 The terminal item of the provider stream (``TurnFinished``) is stored in
 :attr:`Coalescer.finished`; a provider exception is re-raised after the text gathered before
@@ -20,8 +25,6 @@ from collections.abc import AsyncIterator
 
 from server.interviewer.provider import StreamItem, TextDelta, TurnFinished
 
-_END = object()
-
 
 class Coalescer:
     def __init__(
@@ -30,74 +33,78 @@ class Coalescer:
         *,
         window_s: float,
         stop: asyncio.Event,
-        queue_size: int = 1024,
+        max_buffered: int = 64 * 1024,
     ) -> None:
         self.source = source
         self.window_s = window_s
         self.stop = stop
+        self.max_buffered = max_buffered
         self.finished: TurnFinished | None = None
         self.error: BaseException | None = None
-        self._queue: asyncio.Queue[object] = asyncio.Queue(queue_size)
+        self._parts: list[str] = []
+        self._size = 0
+        self._ended = False
+        self._arrived = asyncio.Event()  # set when text arrives or the stream ends
+        self._drained = asyncio.Event()  # set when the consumer took the buffer
+        self._drained.set()
 
     async def _pump(self) -> None:
         try:
             async for item in self.source:
-                await self._queue.put(item)
+                if isinstance(item, TextDelta):
+                    while self._size >= self.max_buffered:
+                        self._drained.clear()
+                        await self._drained.wait()
+                    self._parts.append(item.text)
+                    self._size += len(item.text)
+                    self._arrived.set()
+                elif isinstance(item, TurnFinished):
+                    self.finished = item
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # handed to the consumer, after the text before it
             self.error = exc
         finally:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(_END)
+            self._ended = True
+            self._arrived.set()
 
-    async def _next(self, timeout: float | None) -> object:
-        """The next queued item, or None on timeout or stop."""
-        getter = asyncio.ensure_future(self._queue.get())
-        stopper = asyncio.ensure_future(self.stop.wait())
+    def _take(self) -> str:
+        text = "".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        self._drained.set()
+        return text
+
+    async def _wait(self, event: asyncio.Event, timeout: float | None) -> None:
+        """Wait for ``event`` or ``stop``, at most ``timeout`` seconds."""
+        if event.is_set() or self.stop.is_set():
+            return
+        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self.stop.wait())]
         try:
-            await asyncio.wait(
-                {getter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        except BaseException:
-            getter.cancel()
-            raise
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stopper.cancel()
-        if getter.done() and not getter.cancelled():
-            return getter.result()  # taken from the queue: never dropped
-        getter.cancel()
-        return None
+            for waiter in waiters:
+                waiter.cancel()
 
     async def deltas(self) -> AsyncIterator[str]:
         pump = asyncio.create_task(self._pump(), name="llm-pump")
-        loop = asyncio.get_running_loop()
         try:
-            ended = False
-            while not ended and not self.stop.is_set():
-                item = await self._next(None)
-                if item is None:
-                    break  # stopped
-                parts: list[str] = []
-                deadline = loop.time() + self.window_s
-                while True:
-                    if item is _END:
-                        ended = True
-                        break
-                    if isinstance(item, TextDelta):
-                        parts.append(item.text)
-                    elif isinstance(item, TurnFinished):
-                        self.finished = item
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    item = await self._next(remaining)
-                    if item is None:
-                        break
+            while not self.stop.is_set():
+                # Wait for the first text of a window, then let the window fill.
+                await self._wait(self._arrived, None)
+                if self.stop.is_set():
+                    break
+                if not self._ended:
+                    await self._wait(self.stop, self.window_s)
                 if self.stop.is_set():
                     break  # the gathered text was never delivered: drop it
-                if parts:
-                    yield "".join(parts)
+                self._arrived.clear()
+                ended = self._ended
+                text = self._take()
+                if text:
+                    yield text
+                if ended and not self._parts:
+                    break
             if self.error is not None and not self.stop.is_set():
                 raise self.error
         finally:

@@ -1,0 +1,59 @@
+"""Token coalescing: fewer events, the same text, nothing delivered after a stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.interviewer.coalesce import Coalescer
+from server.interviewer.provider import StreamItem, TextDelta, TurnFinished
+
+
+async def stream(
+    tokens: list[str], *, every_s: float, fail_after: int | None = None
+) -> AsyncIterator[StreamItem]:
+    for i, token in enumerate(tokens):
+        if fail_after is not None and i == fail_after:
+            raise RuntimeError("stream cut")
+        await asyncio.sleep(every_s)
+        yield TextDelta(token)
+    yield TurnFinished("end_turn", output_tokens=len(tokens))
+
+
+async def test_many_tokens_become_few_deltas_with_the_same_text() -> None:
+    tokens = [f"t{i} " for i in range(200)]
+    coalescer = Coalescer(stream(tokens, every_s=0.001), window_s=0.03, stop=asyncio.Event())
+    out = [text async for text in coalescer.deltas()]
+    assert "".join(out) == "".join(tokens)
+    assert len(out) < len(tokens) / 4
+    assert coalescer.finished is not None
+    assert coalescer.finished.output_tokens == 200
+
+
+async def test_a_stop_delivers_nothing_more() -> None:
+    stop = asyncio.Event()
+    tokens = [f"w{i} " for i in range(500)]
+    coalescer = Coalescer(stream(tokens, every_s=0.002), window_s=0.02, stop=stop)
+    out: list[str] = []
+    async for text in coalescer.deltas():
+        out.append(text)
+        if len(out) == 3:
+            stop.set()
+    delivered = "".join(out)
+    assert len(out) == 3
+    assert "".join(tokens).startswith(delivered)
+    assert coalescer.finished is None
+
+
+async def test_an_error_comes_after_the_text_before_it() -> None:
+    tokens = [f"x{i} " for i in range(20)]
+    coalescer = Coalescer(
+        stream(tokens, every_s=0.001, fail_after=10), window_s=0.01, stop=asyncio.Event()
+    )
+    out: list[str] = []
+    with pytest.raises(RuntimeError, match="stream cut"):
+        async for text in coalescer.deltas():
+            out.append(text)
+    assert "".join(out) == "".join(tokens[:10])
