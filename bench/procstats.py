@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 import psutil
 
 __all__ = [
+    "MachineCpu",
     "ProcSample",
     "Snapshot",
     "Usage",
+    "machine_cpu",
     "process_cpu_between",
     "rss",
     "snapshot",
@@ -135,3 +137,28 @@ def process_cpu_between(before: Snapshot, after: Snapshot, group: str) -> dict[i
 def rss(shot: Snapshot, group: str) -> int:
     """Resident memory of a group at a snapshot, bytes (0 for an unknown group)."""
     return sum(p.rss for p in shot.groups.get(group, {}).values())
+
+
+@dataclass(frozen=True)
+class MachineCpu:
+    """The whole machine's CPU counters (seconds summed over all cores) at one moment."""
+
+    at: float
+    busy_s: float
+    """user + nice + system + irq + softirq: what every process (ours or not) ran."""
+    steal_s: float
+    """Time the hypervisor gave this VM's runnable cores to someone else."""
+
+    def cores_between(self, later: MachineCpu) -> tuple[float, float]:
+        """``(busy, steal)`` in cores (seconds per second) from this sample to ``later``."""
+        elapsed = later.at - self.at
+        if elapsed <= 0:
+            return 0.0, 0.0
+        return (later.busy_s - self.busy_s) / elapsed, (later.steal_s - self.steal_s) / elapsed
+
+
+def machine_cpu(at: float) -> MachineCpu:
+    times = psutil.cpu_times()
+    busy = times.user + times.nice + times.system
+    busy += getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
+    return MachineCpu(at, busy, getattr(times, "steal", 0.0))

@@ -42,6 +42,9 @@ class StreamRun:
     label: str = "streaming"
     redis_background_cpu_per_s: float = 0.0
     """Redis's CPU rate before the clients started (other users of a shared Redis)."""
+    machine_busy_cores: float = 0.0
+    """The whole machine's CPU use in the window, in cores (every process, ours or not)."""
+    machine_steal_cores: float = 0.0
     server_process_cpu_s: list[float] = field(default_factory=list)
     """CPU seconds of each server process in the window, largest first (worker balance)."""
     note: str = ""
@@ -110,6 +113,13 @@ class StreamRun:
             "clean": self.clean,
             "passes": self.passes,
             "redis_background_cpu_per_s": self.redis_background_cpu_per_s,
+            "machine_busy_cores": round(self.machine_busy_cores, 3),
+            "machine_steal_cores": round(self.machine_steal_cores, 3),
+            "other_processes_cores": round(
+                self.machine_busy_cores
+                - (self.server_cpu_s + self.cpu_s("client")) / (self.window_s or 1.0),
+                3,
+            ),
             "server_process_cpu_per_s": [
                 round(c / self.window_s, 3) for c in self.server_process_cpu_s
             ]

@@ -35,6 +35,7 @@ COLUMNS = (
     "events/s",
     "server CPU s/s",
     "app/redis/pg",
+    "machine",
     "events/CPU-s",
     "lag p50",
     "p99",
@@ -93,6 +94,7 @@ def _stream_row(run: StreamRun, verdict: str | None = None) -> list[str]:
         _n(run.events_per_s),
         f"{run.server_cpu_s / w:.2f}",
         split,
+        f"{run.machine_busy_cores:.2f}",
         _n(run.events_per_cpu_s),
         _ms(lag.p50),
         _ms(lag.p99),
@@ -130,7 +132,16 @@ def format_table(result: BenchResult) -> str:
         rows.append(
             _stream_row(eff, f"goal >= {GOAL_EVENTS_PER_CPU_S:,}/CPU-s: {_met(goal)}")
             if eff.label == "efficiency"
-            else ["efficiency", "mentara", str(eff.sessions), "", "", "", _n(eff.events_per_cpu_s)]
+            else [
+                "efficiency",
+                "mentara",
+                str(eff.sessions),
+                "",
+                "",
+                "",
+                "",
+                _n(eff.events_per_cpu_s),
+            ]
             + [""] * 7
             + [f"= streaming S={eff.sessions}; goal >= {GOAL_EVENTS_PER_CPU_S:,}: {_met(goal)}"]
         )
@@ -141,15 +152,16 @@ def format_table(result: BenchResult) -> str:
         state = "" if idle.clean else f"; {idle.open_at_release}/{idle.sockets} held"
         rows.append(
             ["idle", "mentara (1 worker)", str(idle.connected)]
-            + [""] * 9
+            + [""] * 10
             + [str(sum(idle.errors.values())), _mib(idle.rss_after)]
             + [f"{kib:.1f} KiB/socket (goal <= {GOAL_IDLE_KIB:.0f}){state}"]
         )
     lines = [render(COLUMNS, rows), ""]
     lines += _goal_lines(result)
     lines.append(
-        "CPU is the server's own (process tree, Redis, Postgres) from the OS; the client is "
-        "not counted. One run on a shared 2-core machine: compare within the run."
+        "server CPU: the server's process tree, Redis and Postgres, read from the OS (the client "
+        "is not counted); machine: every process on the machine, ours or not, in cores.\n"
+        "One run on a shared 2-core machine: compare the figures within the run."
     )
     return "\n".join(lines)
 

@@ -27,7 +27,14 @@ from typing import Any, Literal
 from bench import profiling
 from bench.clients import ClientKind, ClientPool, plan_clients
 from bench.listener import ListenerStats
-from bench.procstats import Snapshot, process_cpu_between, rss, snapshot, usage_between
+from bench.procstats import (
+    Snapshot,
+    machine_cpu,
+    process_cpu_between,
+    rss,
+    snapshot,
+    usage_between,
+)
 from bench.results import BenchResult, IdleRun, StreamRun
 from bench.servers import (
     ServerProcess,
@@ -53,7 +60,7 @@ Say = Callable[[str], None]
 @dataclass(frozen=True)
 class BenchConfig:
     out_dir: Path
-    ladder: tuple[int, ...] = (50, 100, 150, 200, 250, 500, 1000, 1500, 2000)
+    ladder: tuple[int, ...] = (50, 75, 100, 150, 200, 250, 500, 1000, 1500, 2000)
     fixed_sessions: int = 100
     idle_sockets: int = 10_000
     workers: int = 2
@@ -189,12 +196,14 @@ def stream(
             at_t0 = snapshot(_groups(system, server, services, None), time.monotonic())
             _sleep_until(window_start)
             before = snapshot(_groups(system, server, services, pool), time.monotonic())
+            machine_before = machine_cpu(time.monotonic())
             recorder = None
             if profile_to is not None:
                 recorder = profiling.record(
                     _busiest(server), profile_to, config.window_s, config.profile_rate
                 )
             _sleep_until(window_end)
+            machine_after = machine_cpu(time.monotonic())
             after = snapshot(_groups(system, server, services, pool), time.monotonic())
             reports = pool.collect("final", timeout=config.window_s + 60)
             if recorder is not None:
@@ -203,6 +212,7 @@ def stream(
         for report in reports:
             stats.merge(ListenerStats.from_dict(report["stats"]))
         background = _rate(before_idle, at_t0, "redis")
+        busy, steal = machine_before.cores_between(machine_after)
         run = StreamRun(
             system,
             sessions,
@@ -211,6 +221,8 @@ def stream(
             usage_between(before, after),
             label=label,
             redis_background_cpu_per_s=background,
+            machine_busy_cores=busy,
+            machine_steal_cores=steal,
             server_process_cpu_s=sorted(
                 process_cpu_between(before, after, "server").values(), reverse=True
             ),
@@ -241,7 +253,8 @@ def _progress(run: StreamRun) -> str:
         f"bench: {run.label:<10} {run.system:<16} S={run.sessions:<5} "
         f"{run.events_per_s:8.0f} ev/s  cpu {run.server_cpu_s / run.window_s:4.2f} s/s  "
         f"{run.events_per_cpu_s:7.0f} ev/cpu-s  p99 {run.p99_ms:7.1f} ms  busiest "
-        f"{(run.server_process_cpu_s or [0.0])[0] / run.window_s:4.2f}  "
+        f"{(run.server_process_cpu_s or [0.0])[0] / run.window_s:4.2f}  machine "
+        f"{run.machine_busy_cores:4.2f}+{run.machine_steal_cores:4.2f}st  "
         f"active {s.active_at_window}/{run.sessions} gaps {s.gaps} dups {s.dups} "
         f"errors {s.error_count}{' ' + str(dict(s.errors)) if s.errors else ''}  "
         f"{'PASS' if run.passes else 'FAIL'}"

@@ -1,20 +1,25 @@
-"""The sandboxed code runner: runs a candidate's Python function against test cases.
+"""The sandboxed code runner: runs a candidate's function, in Python or JavaScript, against
+test cases.
 
 :func:`run_tests` (or :meth:`CodeRunner.run_tests`) starts one child Python process per run
 (``python -I -S -B -u``: isolated mode, no site-packages, no bytecode writes, unbuffered
 output), sends it the source and the tests' *arguments* on stdin as JSON, and reads one
 JSON record per test from a separate pipe. The child never sees the expected values: the
-parent compares each returned value with the expected one. The coroutine does not block
-the event loop, and cancelling it is safe (the child is killed and everything cleaned up).
+parent compares each returned value with the expected one (:mod:`scoring.compare`). The
+coroutine does not block the event loop, and cancelling it is safe (the child is killed
+and everything cleaned up). ``language="javascript"`` (or ``"js"``) runs the same child,
+which sets up the same sandbox and then replaces itself with Node (:mod:`scoring.languages`
+says what Node needs, :mod:`scoring.js_harness` what its harness does); where ``node`` is
+not installed, such a run is an ``error`` and :func:`supported_languages` leaves it out.
 
 What the sandbox does, in the child, before any candidate code runs (the harness is
-:func:`_sandbox_main`):
+:func:`scoring.sandbox_harness.sandbox_main`):
 
 - Resource limits: CPU seconds (``RLIMIT_CPU``), address space (``RLIMIT_AS``), processes
   (``RLIMIT_NPROC``), file size (``RLIMIT_FSIZE``), open files, no core files; the parent
   enforces a wall-clock timeout and kills the whole process group.
 - An empty environment and a fresh working folder, removed afterwards; stdin is
-  ``/dev/null`` once the harness has read its input.
+  ``/dev/null`` (Python) or at its end (Node) once the harness has read its input.
 - When the server runs as root (detected once by :func:`detect_sandbox_support`):
   a network namespace with no interface up (no network at all, not even loopback), a
   private mount namespace where the working folder, ``/tmp``, ``/var/tmp``, ``/dev/shm``
@@ -35,7 +40,9 @@ What it does not do, even as root: there is no PID namespace (the host's process
 command lines are visible in ``/proc``) and no seccomp filter; world-readable files stay
 readable; without the mount namespace, ``/tmp`` and ``/dev/shm`` stay writable (each file
 bounded by the file-size limit) and are not cleaned. CPU and memory limits are per
-process, so one run can use up to ``max_processes`` times each.
+process, so one run can use up to ``max_processes`` times each. For Node, the address-space
+and process limits are raised by what V8 itself needs (:mod:`scoring.languages`), and the
+JavaScript heap is bounded by V8.
 
 What a malicious candidate can and cannot do. Candidate code runs in the harness's own
 interpreter, so it can do whatever the harness can: write to the result pipe, exit early,
@@ -45,7 +52,10 @@ values never enter the child, a forged record only claims a return value (which 
 function could have returned itself), and a missing or malformed record fails its test.
 It cannot exceed the limits above, print more than :attr:`RunLimits.output_bytes`, or
 outlive the run. Imports: only the standard-library modules the harness loads before
-switching user (:data:`PRELOADED_MODULES`) are importable by default.
+switching user (:data:`PRELOADED_MODULES`) are importable by default. JavaScript code can
+``require`` Node's built-in modules (``child_process``, ``net``, ``fs``, ...): what they
+can reach is what the sandbox above allows, no more (no network in the namespace, no write
+outside the private folders as another uid, the process limit on children).
 
 Statuses: ``passed`` every test passed; ``failed`` the code ran and some test failed;
 ``error`` the code did not compile, crashed or exited outside a test, hit the memory or
@@ -56,9 +66,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
-import math
 import os
 import shutil
 import signal
@@ -69,16 +77,34 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Literal, NoReturn, TypeAlias
+from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import msgspec
+
+from scoring.compare import COMPARE_MODES, CompareMode, values_match
+from scoring.js_harness import JS_HARNESS_SOURCE
+from scoring.languages import (
+    LANGUAGES,
+    NODE_ADDRESS_SPACE_BYTES,
+    NODE_STACK_BYTES,
+    NODE_THREADS,
+    Language,
+    function_names,
+    node_flags,
+    node_path,
+    normalize_language,
+    supported_languages,
+)
+from scoring.sandbox_harness import harness_command as _harness_command
 
 __all__ = [
     "COMPARE_MODES",
     "DEFAULT_MAX_CONCURRENT",
+    "LANGUAGES",
     "PRELOADED_MODULES",
     "CodeRunner",
     "CompareMode",
+    "Language",
     "RunLimits",
     "RunResult",
     "RunStatus",
@@ -88,12 +114,11 @@ __all__ = [
     "default_runner",
     "detect_sandbox_support",
     "run_tests",
+    "supported_languages",
     "values_match",
 ]
 
 RunStatus: TypeAlias = Literal["passed", "failed", "error", "timeout"]
-CompareMode: TypeAlias = Literal["exact", "unordered", "sorted", "float"]
-COMPARE_MODES: Final[tuple[CompareMode, ...]] = ("exact", "unordered", "sorted", "float")
 DEFAULT_MAX_CONCURRENT: Final = 2
 PRELOADED_MODULES: Final[tuple[str, ...]] = (
     "__future__", "abc", "array", "bisect", "cmath", "collections", "collections.abc",
@@ -318,64 +343,72 @@ class CodeRunner:
         function_name: str,
         tests: Sequence[TestCase],
         *,
+        language: str = "python",
         compare: CompareMode = "exact",
         tolerance: float = 1e-6,
         limits: RunLimits = RunLimits(),
     ) -> RunResult:
         """Run ``function_name`` from ``source`` on each test, in order, in one child.
 
-        Waits for a free slot first. Raises :class:`ValueError` for an unknown ``compare``
-        mode, a ``function_name`` that is not an identifier, or test arguments that are not
-        JSON values; everything the candidate's code does is reported in the result.
-        ``message`` of a failed test shows expected and actual values: show it to the
-        candidate for visible tests only. Safe to cancel.
+        ``language``: ``"python"``, ``"javascript"`` or ``"js"``. In JavaScript the
+        function may also be named in camelCase (``two_sum`` or ``twoSum``). Waits for a
+        free slot first. Raises :class:`ValueError` for an unknown ``language`` or
+        ``compare`` mode, a ``function_name`` that is not an identifier, or test arguments
+        that are not JSON values; everything the candidate's code does is reported in the
+        result, and so is a language this host cannot run (an ``error``; see
+        :func:`supported_languages`). ``message`` of a failed test shows expected and
+        actual values: show it to the candidate for visible tests only. Safe to cancel.
         """
+        lang = normalize_language(language)
         if compare not in COMPARE_MODES:
             raise ValueError(f"unknown compare mode {compare!r}")
-        if not function_name.isidentifier():
-            raise ValueError(f"{function_name!r} is not a Python identifier")
+        names = function_names(function_name, lang)
         try:
             arguments = [json.dumps(list(t.args), allow_nan=False) for t in tests]
         except (TypeError, ValueError) as exc:
             raise ValueError(f"test arguments must be JSON values: {exc}") from None
-        payload = json.dumps(
-            {"source": source, "function_name": function_name, "tests": arguments}
-        ).encode()
+        node = None
+        if lang == "javascript":
+            node = node_path()
+            if node is None:
+                return _not_run(tests, "JavaScript is not available on this server (no node)")
+            request: dict[str, Any] = {"names": names, "value_limit": limits.value_bytes}
+        else:
+            request = {"function_name": function_name}
+        payload = json.dumps({"source": source, "tests": arguments, **request}).encode()
         support = self._support or await detect_sandbox_support()
         if os.geteuid() == 0 and not support.drop_privileges:
-            error = f"the code sandbox is unavailable ({support.detail})"
-            outcomes = tuple(
-                TestOutcome(t.name, False, "not run: sandbox unavailable") for t in tests
-            )
-            return RunResult("error", outcomes, "", 0, error)
+            return _not_run(tests, f"the code sandbox is unavailable ({support.detail})")
         async with self._semaphore:
             self._active += 1
             try:
-                return await self._run(payload, tests, compare, tolerance, limits, support)
+                return await self._run(payload, node, tests, compare, tolerance, limits, support)
             finally:
                 self._active -= 1
 
     async def _run(
         self,
         payload: bytes,
+        node: str | None,
         tests: Sequence[TestCase],
         compare: CompareMode,
         tolerance: float,
         limits: RunLimits,
         support: SandboxSupport,
     ) -> RunResult:
+        """One child: Python's harness, which execs ``node`` when it is given."""
         slot = _uid_slots.acquire() if support.drop_privileges else None
         uid = None if slot is None else _UidSlots.uid(slot)
         workdir = tempfile.mkdtemp(prefix="mentara-run-")
         try:
             if uid is not None and not support.mount_namespace:
                 os.chown(workdir, uid, uid)
-            config = {
+            config: dict[str, Any] = {
                 "workdir": workdir,
                 "uid": uid,
                 "net": support.network_namespace,
                 "mount": support.mount_namespace,
-                "preload": PRELOADED_MODULES,
+                "preload": PRELOADED_MODULES if node is None else (),
                 "limits": {
                     "cpu": limits.cpu_seconds,
                     "memory": limits.memory_bytes,
@@ -386,6 +419,14 @@ class CodeRunner:
                     "value": limits.value_bytes,
                 },
             }
+            if node is not None:
+                config["exec"] = [node, *node_flags(limits.memory_bytes), "-e", JS_HARNESS_SOURCE]
+                config["limits"] |= {
+                    "memory": limits.memory_bytes + NODE_ADDRESS_SPACE_BYTES,
+                    "nproc": limits.max_processes + NODE_THREADS,
+                    "nproc_shared": uid is None,
+                    "stack": NODE_STACK_BYTES,
+                }
             started = time.monotonic()
             output, returncode, timed_out = await self._spawn(config, payload, limits, uid)
             duration_ms = round((time.monotonic() - started) * 1000)
@@ -393,7 +434,9 @@ class CodeRunner:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
             if slot is not None:
                 _uid_slots.release(slot)
-        return _judge(tests, compare, tolerance, limits, output, returncode, timed_out, duration_ms)
+        return _judge(
+            tests, compare, tolerance, limits, output, returncode, timed_out, duration_ms, node
+        )
 
     async def _spawn(
         self, config: dict[str, Any], payload: bytes, limits: RunLimits, uid: int | None
@@ -567,14 +610,17 @@ def _judge(
     returncode: int | None,
     timed_out: bool,
     duration_ms: int,
+    node: str | None = None,
 ) -> RunResult:
     records: dict[int, dict[str, Any]] = {}
     fatal: str | None = None
-    ready = done = False
+    ready = done = out_of_memory = False
     for line in bytes(output.results).splitlines():
         try:
             record = json.loads(line)
         except ValueError:
+            # Node's fd 2 comes here too: V8 says "out of memory" before it aborts.
+            out_of_memory = out_of_memory or (node is not None and b"out of memory" in line)
             continue
         if not isinstance(record, dict):
             continue
@@ -598,6 +644,8 @@ def _judge(
         status, error = "error", "return values too large"
     elif fatal is not None:
         status, error = "error", fatal
+    elif out_of_memory and signum in (signal.SIGABRT, signal.SIGTRAP):
+        status, error = "error", "memory limit exceeded (JavaScript heap out of memory)"
     elif signum == signal.SIGKILL and duration_ms >= limits.cpu_seconds * 900:
         status, error = "timeout", "time limit exceeded"
     elif signum is not None:
@@ -626,13 +674,13 @@ def _judge(
                 outcomes.append(TestOutcome(test.name, True))
             else:
                 order = " (in any order)" if compare in ("unordered", "sorted") else ""
-                outcomes.append(
-                    TestOutcome(
-                        test.name,
-                        False,
-                        f"expected {_show(test.expected)}{order}, got {_show(got)}",
-                    )
-                )
+                message = f"expected {_show(test.expected)}{order}, got {_show(got)}"
+                outcomes.append(TestOutcome(test.name, False, message))
+        elif record.get("ok") is True and isinstance(record.get("shown"), str):
+            # A JavaScript value with no JSON form (undefined, NaN, a class instance...).
+            shown = _clip(record["shown"], _VALUE_CHARS)
+            message = f"expected {_show(test.expected)}, got {shown} (not a JSON value)"
+            outcomes.append(TestOutcome(test.name, False, message))
         else:
             message = _clip(str(record.get("error") or "failed"), _MESSAGE_CHARS)
             outcomes.append(TestOutcome(test.name, False, message))
@@ -640,6 +688,13 @@ def _judge(
         status = "failed"
     tail = output.stdout_tail.decode("utf-8", "replace")[-limits.stdout_tail_chars :]
     return RunResult(status, tuple(outcomes), tail, duration_ms, error)
+
+
+def _not_run(tests: Sequence[TestCase], error: str) -> RunResult:
+    """The result of a run that could not start: every test ``not run``."""
+    reason = error.split(" (", 1)[0]
+    outcomes = tuple(TestOutcome(t.name, False, f"not run: {reason}") for t in tests)
+    return RunResult("error", outcomes, "", 0, error)
 
 
 def _signal_name(signum: int) -> str:
@@ -661,73 +716,6 @@ def _show(value: Any) -> str:
     return _clip(text, _VALUE_CHARS)
 
 
-def values_match(expected: Any, got: Any, compare: CompareMode, tolerance: float = 1e-6) -> bool:
-    """Whether ``got`` matches ``expected`` (both JSON values) under ``compare``.
-
-    ``exact``: equal JSON values (``True`` is not ``1``; ``2`` equals ``2.0``).
-    ``unordered``: lists equal as multisets (the top level only). ``sorted``: lists equal
-    as multisets at every depth. ``float``: numbers within ``tolerance`` (relative or
-    absolute), at any depth. Where ``expected`` is not a list, the list modes are exact.
-    """
-    if compare == "float":
-        return _close(expected, got, tolerance)
-    if compare in ("unordered", "sorted") and isinstance(expected, list):
-        if not isinstance(got, list) or len(got) != len(expected):
-            return False
-        deep = compare == "sorted"
-        return sorted(_key(v, deep) for v in expected) == sorted(_key(v, deep) for v in got)
-    return _equal(expected, got)
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(map(_equal, a, b))
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    return type(a) is type(b) and bool(a == b)
-
-
-def _close(a: Any, b: Any, tolerance: float) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return _equal(a, b)
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
-    if isinstance(a, list):
-        return (
-            isinstance(b, list)
-            and len(a) == len(b)
-            and all(_close(x, y, tolerance) for x, y in zip(a, b, strict=True))
-        )
-    if isinstance(a, dict):
-        return (
-            isinstance(b, dict)
-            and a.keys() == b.keys()
-            and all(_close(a[k], b[k], tolerance) for k in a)
-        )
-    return _equal(a, b)
-
-
-def _key(value: Any, deep: bool) -> str:
-    """A canonical JSON text: equal keys for values that are :func:`_equal` (with list order
-    ignored at every depth when ``deep``)."""
-    return json.dumps(_canonical(value, deep), sort_keys=True)
-
-
-def _canonical(value: Any, deep: bool) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        items = [_canonical(v, deep) for v in value]
-        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True)) if deep else items
-    if isinstance(value, dict):
-        return {k: _canonical(v, deep) for k, v in value.items()}
-    return value
-
-
 _default_runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CodeRunner] = (
     weakref.WeakKeyDictionary()
 )
@@ -747,247 +735,18 @@ async def run_tests(
     function_name: str,
     tests: Sequence[TestCase],
     *,
+    language: str = "python",
     compare: CompareMode = "exact",
     tolerance: float = 1e-6,
     limits: RunLimits = RunLimits(),
 ) -> RunResult:
     """:meth:`CodeRunner.run_tests` on :func:`default_runner`."""
     return await default_runner().run_tests(
-        source, function_name, tests, compare=compare, tolerance=tolerance, limits=limits
+        source,
+        function_name,
+        tests,
+        language=language,
+        compare=compare,
+        tolerance=tolerance,
+        limits=limits,
     )
-
-
-def _harness_command(config: dict[str, Any]) -> list[str]:
-    return [sys.executable, "-I", "-S", "-B", "-u", "-c", _HARNESS_SOURCE, json.dumps(config)]
-
-
-def _sandbox_main(config_text: str) -> None:
-    """The child's harness. Runs in a bare interpreter from its own source text, so it
-    imports only the standard library, and only inside this function.
-
-    Order matters: namespaces and mounts (as root), then the uid switch, then limits, then
-    the input, then the import lockdown, then candidate code.
-    """
-    import builtins
-    import ctypes
-    import json
-    import os
-    import resource
-    import sys
-    from collections.abc import Callable
-
-    config = json.loads(config_text)
-    for module in config.get("preload", ()):
-        __import__(module)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
-    libc.mount.argtypes += [ctypes.c_char_p]
-    clone_newns, clone_newipc, clone_newnet = 0x00020000, 0x08000000, 0x40000000
-    ms_nosuid, ms_nodev, ms_noexec, ms_rec, ms_private = 2, 4, 8, 0x4000, 1 << 18
-    pr_set_no_new_privs = 38
-    workdir: str = config["workdir"]
-
-    def os_error(what: str) -> OSError:
-        errno = ctypes.get_errno()
-        return OSError(errno, f"{what}: {os.strerror(errno)}")
-
-    def mount_tmpfs(path: str, options: str) -> None:
-        flags = ms_nosuid | ms_nodev | ms_noexec
-        if libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, options.encode()) != 0:
-            raise os_error(f"mount {path}")
-
-    def enter_namespaces(net: bool, mount: bool, uid: int) -> None:
-        flags = (clone_newnet if net else 0) | (clone_newns | clone_newipc if mount else 0)
-        if flags and libc.unshare(flags) != 0:
-            raise os_error("unshare")
-        if mount:
-            if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
-                raise os_error("make mounts private")
-            for shared in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
-                if os.path.isdir(shared) and not os.path.islink(shared):
-                    mount_tmpfs(shared, "size=1m,nr_inodes=64,mode=1777")
-            os.makedirs(workdir, exist_ok=True)
-            size = config.get("limits", {}).get("workdir", 1 << 20)
-            mount_tmpfs(workdir, f"size={size},nr_inodes=1024,mode=0700,uid={uid},gid={uid}")
-
-    def drop_privileges(uid: int) -> None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        if os.getuid() != uid or os.geteuid() != uid or os.getegid() != uid:
-            raise OSError("could not switch user")
-
-    if config.get("probe"):
-        found = {"net": False, "mount": False, "drop": False}
-        notes = []
-        steps: list[tuple[str, Callable[[], None]]] = [
-            ("net", lambda: enter_namespaces(True, False, 0)),
-            ("mount", lambda: enter_namespaces(False, True, config["uid"])),
-            ("drop", lambda: drop_privileges(config["uid"])),
-        ]
-        for feature, step in steps:
-            try:
-                step()
-                found[feature] = True
-            except OSError as exc:
-                notes.append(f"{feature}: {exc.strerror or exc}")
-        found_text = ", ".join(k for k, v in found.items() if v) or "none"
-        print(json.dumps({**found, "detail": f"available: {found_text}; " + "; ".join(notes)}))
-        return
-
-    result_fd = 3
-    if config["result_fd"] != result_fd:
-        os.dup2(config["result_fd"], result_fd)
-        os.close(config["result_fd"])
-    value_limit = int(config["limits"]["value"])
-
-    def send(line: str) -> None:
-        data = (line + "\n").encode()
-        while data:
-            data = data[os.write(result_fd, data) :]
-
-    def emit(record: dict[str, object]) -> None:
-        send(json.dumps(record))
-
-    def fatal(message: str) -> NoReturn:
-        emit({"fatal": True, "message": message})
-        os._exit(0)
-
-    uid = config["uid"]
-    try:
-        if config["net"] or config["mount"]:
-            if config["net"]:
-                # Sockets exist, so that a connection fails for the right reason: with no
-                # interface up in the namespace, they go nowhere.
-                __import__("socket")
-                __import__("encodings.idna")  # socket.getaddrinfo encodes host names
-            enter_namespaces(config["net"], config["mount"], uid if uid is not None else 0)
-        if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
-            raise os_error("no_new_privs")
-        if uid is not None:
-            drop_privileges(uid)
-        os.chdir(workdir)
-        limits = config["limits"]
-        cpu = int(limits["cpu"])
-        for kind, value in (
-            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-            (resource.RLIMIT_AS, (limits["memory"],) * 2),
-            (resource.RLIMIT_NPROC, (limits["nproc"],) * 2),
-            (resource.RLIMIT_FSIZE, (limits["fsize"],) * 2),
-            (resource.RLIMIT_NOFILE, (limits["nofile"],) * 2),
-            (resource.RLIMIT_CORE, (0, 0)),
-        ):
-            resource.setrlimit(kind, value)
-        payload = json.loads(sys.stdin.buffer.read())
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-    except (OSError, ValueError) as exc:
-        fatal(f"sandbox setup failed: {exc}")
-    for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
-        del sys.modules[name]
-    # Only what is already loaded (and built-in modules) can be imported from here on, so
-    # the set of importable modules is the same whether or not the stdlib is readable.
-    sys.meta_path[:] = [
-        finder
-        for finder in sys.meta_path
-        if getattr(finder, "__name__", "") in ("BuiltinImporter", "FrozenImporter")
-    ]
-    sys.argv = ["solution.py"]
-    emit({"ready": True})
-
-    def describe(exc: BaseException) -> str:
-        line = None
-        tb = exc.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename == "<solution>":
-                line = tb.tb_lineno
-            tb = tb.tb_next
-        if isinstance(exc, SyntaxError):
-            line = exc.lineno
-            text = exc.msg
-        else:
-            try:
-                text = str(exc)
-            except Exception:
-                text = ""
-        text = text if len(text) <= 200 else text[:199] + "…"
-        name = type(exc).__name__
-        where = f" (line {line})" if line else ""
-        return f"{name}: {text}{where}" if text else f"{name}{where}"
-
-    def plain(value: object, depth: int = 0) -> object:
-        if depth > 100:
-            raise ValueError("nested too deeply")
-        if value is None or isinstance(value, bool):
-            return value
-        if isinstance(value, int):
-            return int(value)
-        if isinstance(value, float):
-            return float(value)
-        if isinstance(value, str):
-            return str.__str__(value)
-        if isinstance(value, list | tuple):
-            return [plain(v, depth + 1) for v in value]
-        if isinstance(value, set | frozenset):
-            items = [plain(v, depth + 1) for v in value]
-            return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
-        if isinstance(value, dict):
-            return {str(k): plain(v, depth + 1) for k, v in value.items()}
-        raise TypeError(f"returned a {type(value).__name__}, which is not a plain value")
-
-    namespace: dict[str, object] = {"__name__": "solution", "__builtins__": builtins}
-    try:
-        code = compile(payload["source"], "<solution>", "exec", dont_inherit=True)
-    except MemoryError:
-        fatal("MemoryError: memory limit exceeded")
-    except (SyntaxError, ValueError, RecursionError) as exc:
-        fatal(describe(exc))
-    try:
-        exec(code, namespace)
-    except MemoryError:
-        fatal("MemoryError: memory limit exceeded")
-    except BaseException as exc:
-        fatal(describe(exc))
-    function_name = payload["function_name"]
-    function = namespace.get(function_name)
-    solution_class = namespace.get("Solution")
-    if function is None and isinstance(solution_class, type):
-        with_method = getattr(solution_class, function_name, None)
-        if with_method is not None:
-            try:
-                function = getattr(solution_class(), function_name)
-            except BaseException as exc:
-                fatal(describe(exc))
-    if function is None:
-        fatal(f"NameError: function '{function_name}' is not defined")
-    if not callable(function):
-        fatal(f"TypeError: '{function_name}' is not a function")
-    assert callable(function)
-    harness_pid = os.getpid()
-    for index, args_text in enumerate(payload["tests"]):
-        try:
-            value = function(*json.loads(args_text))
-            if os.getpid() != harness_pid:
-                os._exit(0)  # a child the candidate forked returned into the harness
-            text = json.dumps(plain(value))
-            if len(text) > value_limit:
-                emit({"i": index, "ok": False, "error": "return value too large"})
-            else:
-                send(f'{{"i": {index}, "ok": true, "value": {text}}}')
-        except MemoryError:
-            fatal("MemoryError: memory limit exceeded")
-        except BaseException as exc:
-            if os.getpid() != harness_pid:
-                os._exit(0)
-            emit({"i": index, "ok": False, "error": describe(exc)})
-    sys.stdout.flush()
-    emit({"done": True})
-    os._exit(0)
-
-
-_HARNESS_SOURCE: Final = (
-    "from __future__ import annotations\n"
-    + inspect.getsource(_sandbox_main)
-    + "\nimport sys\n_sandbox_main(sys.argv[1])\n"
-)

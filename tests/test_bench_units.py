@@ -26,9 +26,11 @@ from bench.listener import (
 )
 from bench.peers.script import PeerSession, coalesce_schedule, load_turns, tokenize
 from bench.procstats import (
+    MachineCpu,
     ProcSample,
     Snapshot,
     Usage,
+    machine_cpu,
     process_cpu_between,
     rss,
     snapshot,
@@ -70,6 +72,13 @@ def test_usage_counts_differences_new_processes_whole_and_reused_pids_as_new() -
     assert rss(after, "server") == 400
     assert process_cpu_between(before, after, "server") == {10: 2.5, 11: 0.5, 13: 1.0}
     assert rss(after, "missing") == 0
+
+
+def test_machine_cpu_in_cores_between_two_samples() -> None:
+    busy, steal = MachineCpu(10.0, 100.0, 5.0).cores_between(MachineCpu(12.0, 103.0, 5.5))
+    assert (busy, steal) == (1.5, 0.25)
+    assert MachineCpu(1.0, 0, 0).cores_between(MachineCpu(1.0, 9, 9)) == (0.0, 0.0)
+    assert machine_cpu(time.monotonic()).busy_s > 0
 
 
 def test_a_process_in_two_groups_counts_in_the_first_only() -> None:

@@ -227,8 +227,7 @@ class SessionManager:
         session = self._new_live(row, lease, started_at_ms=started)
         self.owned[row.id] = session
         await self._move(sock, row.id)
-        await self.hub.subscribe(session_keys(self.prefix, row.id).channel)
-        await channel.attach(sock, 0, announce=False)
+        await channel.attach(sock, 0, announce=False)  # the owner needs no subscription
         rubric = self.catalog.rubric(frame.track)
         first = await session.log.append(
             SessionStarted(
@@ -263,8 +262,8 @@ class SessionManager:
         self, sock: ClientSocket, row: SessionRow, last_seq: int, *, read_only: bool = False
     ) -> None:
         await self._move(sock, row.id)
-        await self.hub.subscribe(session_keys(self.prefix, row.id).channel)
         channel = self._channel(row.id)
+        await self._sync_subscription(row.id, attaching=True)
         try:
             await channel.attach(sock, last_seq, read_only=read_only)
         except BaseException:
@@ -282,13 +281,33 @@ class SessionManager:
 
     async def _leave(self, sock: ClientSocket, session_id: str) -> None:
         channel = self.channels.get(session_id)
-        if channel is None or sock not in channel.attachments:
+        if channel is None:
             return
         channel.detach(sock)
-        await self.hub.unsubscribe(session_keys(self.prefix, session_id).channel)
+        await self._sync_subscription(session_id)
         if not channel.attachments and session_id not in self.owned:
             self.channels.pop(session_id, None)
             await channel.close()
+
+    async def _sync_subscription(self, session_id: str, *, attaching: bool = False) -> None:
+        """Subscribe to the session's pub/sub channel exactly while this worker has sockets on
+        it and does not own it: the owner delivers its own events directly, so it never
+        receives (and pays to parse) its own publishes."""
+        channel = self.channels.get(session_id)
+        if channel is None:
+            return
+        needed = (attaching or bool(channel.attachments)) and session_id not in self.owned
+        name = session_keys(self.prefix, session_id).channel
+        if needed and not channel.subscribed:
+            channel.subscribed = True
+            try:
+                await self.hub.subscribe(name)
+            except BaseException:
+                channel.subscribed = False
+                raise
+        elif not needed and channel.subscribed:
+            channel.subscribed = False
+            await self.hub.unsubscribe(name)
 
     def _channel(self, session_id: str) -> SessionChannel:
         channel = self.channels.get(session_id)
@@ -517,6 +536,7 @@ class SessionManager:
         self.owned[session_id] = session
         self._orphaned.pop(session_id, None)
         metrics.LEASE_TAKEOVERS.inc()
+        await self._sync_subscription(session_id)
         log.info(
             "took over session %s at seq %d",
             session_id,
@@ -541,6 +561,10 @@ class SessionManager:
             channel = self.channels.get(session_id)
             if channel is not None and not channel.attachments:
                 self.channels.pop(session_id, None)
+            elif channel is not None:
+                # Our sockets stay: from now on the new owner's events come by pub/sub.
+                await self._sync_subscription(session_id)
+                await channel.check_gap(await self.history.current_seq(session_id))
 
     async def _keep(self) -> None:
         interval = self.config.lease_ms / 1000 / 3
@@ -557,6 +581,7 @@ class SessionManager:
         for session_id, session in list(self.owned.items()):
             if session.ended and session.report_done.is_set():
                 self.owned.pop(session_id, None)
+                await self._sync_subscription(session_id)
                 if session.lease is not None:
                     await self.leases.release(session.lease)
         owned = [(s, s.lease) for s in self.owned.values() if s.lease is not None]
@@ -627,6 +652,12 @@ class SessionManager:
             sock.send(frame)
 
     async def _broadcast(self, session_id: str, frame: Error) -> None:
+        """A control frame for every socket of the session: ours directly, other workers'
+        through the session's channel (the owner is not subscribed to it)."""
+        channel = self.channels.get(session_id)
+        if channel is not None:
+            for sock in channel.sockets():
+                sock.send(frame)
         await self.redis.publish(session_keys(self.prefix, session_id).channel, JSON.encode(frame))
 
     async def _on_reconnect(self) -> None:
