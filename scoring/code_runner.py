@@ -371,14 +371,16 @@ class CodeRunner:
         if lang == "javascript":
             node = node_path()
             if node is None:
-                return _not_run(tests, "JavaScript is not available on this server (no node)")
+                error = "JavaScript is not available on this server (no node)"
+                return _not_run(tests, error, "JavaScript is not available on this server")
             request: dict[str, Any] = {"names": names, "value_limit": limits.value_bytes}
         else:
             request = {"function_name": function_name}
         payload = json.dumps({"source": source, "tests": arguments, **request}).encode()
         support = self._support or await detect_sandbox_support()
         if os.geteuid() == 0 and not support.drop_privileges:
-            return _not_run(tests, f"the code sandbox is unavailable ({support.detail})")
+            error = f"the code sandbox is unavailable ({support.detail})"
+            return _not_run(tests, error, "sandbox unavailable")
         async with self._semaphore:
             self._active += 1
             try:
@@ -690,9 +692,8 @@ def _judge(
     return RunResult(status, tuple(outcomes), tail, duration_ms, error)
 
 
-def _not_run(tests: Sequence[TestCase], error: str) -> RunResult:
+def _not_run(tests: Sequence[TestCase], error: str, reason: str) -> RunResult:
     """The result of a run that could not start: every test ``not run``."""
-    reason = error.split(" (", 1)[0]
     outcomes = tuple(TestOutcome(t.name, False, f"not run: {reason}") for t in tests)
     return RunResult("error", outcomes, "", 0, error)
 

@@ -4,32 +4,41 @@ Python always runs (the server's own interpreter). JavaScript runs under Node.js
 ``node`` is on the server's ``PATH`` (found with :func:`shutil.which` on every call, so
 :func:`supported_languages` follows the host); :mod:`scoring.js_harness` is its harness.
 
-What Node needs that Python does not, as measured with Node 20 on x86-64 Linux:
+What Node needs that Python does not, as measured with Node 20.20 on x86-64 Linux:
 
-- Address space. V8 reserves a 512 MiB code range at start-up and maps the 100 MiB
-  binary, and each thread reserves its stack: a bare ``node`` peaks at about 740 MiB of
-  virtual memory before the candidate allocates anything (and aborts under 600 MiB), while
-  using only about 40 MiB of real memory. So ``RLIMIT_AS`` for Node is the run's
-  ``memory_bytes`` plus :data:`NODE_ADDRESS_SPACE_BYTES` (768 MiB): still a hard bound,
-  which also bounds memory outside the JavaScript heap (``Buffer``, typed arrays). The
-  JavaScript heap itself is bounded by ``--max-old-space-size`` at half of
-  ``memory_bytes`` (128 MiB by default); a program that fills it is stopped by V8 ("heap
-  out of memory"), which the runner reports as the memory limit. ``--jitless`` would cut
-  the reservation to about 230 MiB but makes code several times slower and disables
-  WebAssembly; it is not needed.
+- Address space. V8 reserves a 512 MiB code range at start-up, the binary maps 100 MiB
+  and each thread reserves an 8 MiB stack: a bare ``node --v8-pool-size=1`` has 687 MiB
+  of virtual memory at start and 718 MiB once libuv's thread pool runs, for about 40 MiB
+  really used. Under ``RLIMIT_AS`` of 600 MB it aborts at start ("Failed to reserve
+  virtual memory for CodeRange"); at 800 MB it starts, but a growing array fails on the
+  young generation ("Committing semi space failed") before its heap limit. So Node's
+  ``RLIMIT_AS`` is the run's ``memory_bytes`` plus :data:`NODE_ADDRESS_SPACE_BYTES`
+  (768 MiB; 1 GiB in all by default): still a hard bound, and the one on memory outside
+  the JavaScript heap (``Buffer``, typed arrays: about ``memory_bytes`` in all, then
+  allocations fail). The heap itself is bounded by
+  ``--max-old-space-size``, half of ``memory_bytes`` (128 MiB by default); a program that
+  fills it is stopped by V8 ("JavaScript heap out of memory", then ``abort``), which the
+  runner reports as the memory limit. ``--jitless`` would cut the reservation to about
+  230 MiB but makes code several times slower and disables WebAssembly: not used.
+  WebAssembly memories cannot be allocated under this bound (a ``RangeError``).
 - Threads. ``RLIMIT_NPROC`` counts threads. With ``--v8-pool-size=1`` Node runs 4
   threads, and 8 once libuv's thread pool has started (the harness starts it before any
-  candidate code, so processes the candidate starts cannot make Node itself fail):
-  the limit is ``max_processes`` plus :data:`NODE_THREADS`. A second ``node`` started by
-  the candidate needs 4 more; a shell needs one.
-- The stack. ``RLIMIT_STACK`` is set to 8 MiB, above V8's own bound (``--stack-size``,
-  984 KiB by default), so deep recursion is a ``RangeError`` the test reports, never a
+  candidate code, so processes the candidate starts cannot make Node itself fail): the
+  limit is ``max_processes`` plus :data:`NODE_THREADS`, so the candidate can start
+  ``max_processes`` single-threaded children (a shell, ``sleep``) and a fork bomb gets
+  ``EAGAIN``. Another ``node`` started by the candidate needs at least 4 threads and
+  mostly cannot start.
+- The stack. ``RLIMIT_STACK`` is 8 MiB, above V8's own bound (``--stack-size``, 984 KiB
+  by default, kept), so deep recursion is a ``RangeError`` the test reports, never a
   crash.
+- Everything else as for Python: the same uid, namespaces, ``no_new_privs``, CPU, file
+  size and open-file limits, working folder and empty environment (so ``NODE_OPTIONS``
+  and every other ``NODE_*`` variable are unset). :func:`node_flags` lists the options.
 
 Without a sandbox uid (a server that is not root), ``RLIMIT_NPROC`` counts every thread
 of the server's user; for Node the limit is then the threads that user has when the run
-starts plus the allowance above, so Node can start. As for Python, that mode does not
-isolate the candidate from the server's user.
+starts plus the allowance above, so that Node can start. As for Python, that mode does
+not isolate the candidate from the server's user.
 """
 
 from __future__ import annotations

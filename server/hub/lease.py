@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from server.hub import scripts
+from server.hub.batcher import ScriptBatcher
 from server.hub.keys import session_keys
 
 RELEASED = "released"
@@ -37,7 +38,8 @@ class Leases:
         self._acquire = redis.register_script(scripts.ACQUIRE)
         self._renew = redis.register_script(scripts.RENEW)
         self._release = redis.register_script(scripts.RELEASE)
-        self.append_script = redis.register_script(scripts.APPEND)
+        # Appends are auto-pipelined: all those of one loop turn share a round trip.
+        self.append_script = ScriptBatcher(redis, scripts.APPEND)
 
     async def acquire(self, session_id: str, floor_seq: int) -> Lease | None:
         """Take the lease if nobody holds it; None if another worker does."""

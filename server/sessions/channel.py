@@ -183,7 +183,7 @@ class SessionChannel:
             )
         attachment = Attachment(sock, last_seq + 1, read_only=read_only)
         self.attachments[sock] = attachment
-        replay = self._recent_after(last_seq, current)
+        replay = self._recent_after(last_seq)
         source = "memory"
         if replay is None:
             replay = await self.history.read(self.session_id, last_seq)
@@ -204,7 +204,11 @@ class SessionChannel:
             if announce:
                 metrics.RESUMES.labels(source).inc()
                 sock.send(Resumed(session_id=self.session_id, replayed=len(replay)))
-        self.set_head(max(current, replay[-1].seq if replay else 0))
+        if not self.synced:
+            # The first socket here: live starts after what history holds. (On a synced
+            # channel the head only moves by delivery, or in-flight events would be dropped
+            # for the other sockets.)
+            self.set_head(max(current, replay[-1].seq if replay else 0))
         # The replay is paced by the socket's drain (it may be far larger than the send
         # queue); live events meanwhile are held, then delivered after it.
         for logged in replay:
@@ -217,10 +221,12 @@ class SessionChannel:
             attachment.deliver(logged)
         return len(replay)
 
-    def _recent_after(self, last_seq: int, current: int) -> list[LoggedEvent] | None:
-        """Events ``last_seq + 1 .. current`` from the recent cache, or None if it lacks any."""
+    def _recent_after(self, last_seq: int) -> list[LoggedEvent] | None:
+        """The events after ``last_seq`` that this worker delivered, from the recent cache;
+        None when it does not reach back to ``last_seq + 1``. Events after those are on their
+        way here (the owner's own appends, or pub/sub) and reach the socket live."""
         recent = self.recent
-        if not recent or recent[0].seq > last_seq + 1 or recent[-1].seq < current:
+        if not recent or recent[0].seq > last_seq + 1 or recent[-1].seq < last_seq:
             return None
         return [e for e in recent if e.seq > last_seq]
 
