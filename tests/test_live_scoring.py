@@ -6,8 +6,9 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 
-from protocol.client import open_client
+from protocol.client import ServerErrorReply, open_client
 from protocol.messages import (
     CandidateMessage,
     CodeResult,
@@ -139,3 +140,30 @@ async def test_twenty_concurrent_code_runs_are_answered_within_the_limits(
     results = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(20))), 120)
     assert [r.status for r in results] == ["passed"] * 20
     assert max(r.duration_ms for r in results) <= 6000  # the wall-clock limit of one run
+
+
+async def test_javascript_code_runs_too(server: RunningServer) -> None:
+    source = """
+function twoSum(nums, target) {
+  const seen = new Map();
+  for (let i = 0; i < nums.length; i++) {
+    if (seen.has(target - nums[i])) return [seen.get(target - nums[i]), i];
+    seen.set(nums[i], i);
+  }
+  return [];
+}
+"""
+    async with open_client(server.ws_url(), token=server.token(f"js-{uuid.uuid4().hex[:6]}")) as c:
+        await c.request(
+            SessionStart(id="s", track="coding", question_id="two-sum", language="javascript")
+        )
+        await c.request(CodeUpdate(id="v", language="javascript", source=source))
+        await c.request(CodeRun(id="r"), timeout=60)
+        result = (await read_until(c, lambda f: isinstance(f, CodeResult), timeout=60))[-1]
+        assert isinstance(result, CodeResult)
+        assert result.status == "passed", result.tests
+        await c.request(CodeUpdate(id="v2", language="cobol", source="DISPLAY 'HI'."))
+        with pytest.raises(ServerErrorReply) as refused:
+            await c.request(CodeRun(id="r2"))
+        assert refused.value.error.code == "invalid_field"
+        assert refused.value.error.field == "language"

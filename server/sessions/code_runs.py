@@ -14,6 +14,7 @@ from protocol.errors import ErrorCode
 from protocol.messages import CodeResult, TestOutcome
 from scoring.code_runner import CodeRunner, RunLimits, RunResult
 from server.errors import MentaraError
+from server.sessions.languages import runnable_language
 from server.sessions.live import LiveSession
 from server.sessions.log import LoggedEvent
 
@@ -67,6 +68,7 @@ class CodeRunService:
             code.source,
             question.function_name,
             question.visible_tests,
+            language=runnable_language(code.language),
             compare=question.compare,
             tolerance=question.tolerance,
             limits=self.limits,

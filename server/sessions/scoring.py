@@ -27,6 +27,8 @@ from protocol.messages import CandidateSaid, ReportReady, SessionEvent
 from scoring.code_runner import RunLimits
 from scoring.judges.code import HiddenTestResult
 from scoring.scorer import SessionScorer
+from server.errors import MentaraError
+from server.sessions.languages import runnable_language
 from server.sessions.log import LoggedEvent, SessionLog
 from server.sessions.store import SessionStore
 
@@ -182,10 +184,15 @@ class LiveScoring:
         tests = getattr(question, "hidden_tests", None)
         if code is None or not tests:
             return None
+        try:
+            language = runnable_language(code.language)
+        except MentaraError:
+            return None  # code this host cannot run: no hidden-test evidence
         result = await self.runner.run_tests(
             code.source,
             question.function_name,
             tests,
+            language=language,
             compare=question.compare,
             tolerance=question.tolerance,
             limits=RunLimits(),
