@@ -34,6 +34,18 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _workloads(text: str) -> tuple[str, ...]:
+    from bench.workloads import WORKLOADS
+
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(WORKLOADS)}"
+        )
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mentara bench",
@@ -71,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-processes", type=int, metavar="P", help="client processes per streaming run"
     )
     p.add_argument("--no-profile", action="store_true", help="skip the py-spy profile run")
+    p.add_argument(
+        "--workloads",
+        type=_workloads,
+        metavar="W,W,...",
+        help="which workloads to run, of streaming, efficiency, peers, profile, idle (default all)",
+    )
     return p
 
 
@@ -106,6 +124,8 @@ def config_from_args(args: argparse.Namespace, out_dir: Path) -> Any:
         changes["client_processes"] = args.client_processes
     if args.no_profile:
         changes["profile"] = False
+    if args.workloads:
+        changes["workloads"] = args.workloads
     return replace(config, **changes)
 
 

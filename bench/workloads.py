@@ -44,7 +44,7 @@ from bench.servers import (
 )
 from bench.services import Services, postgres_pids, redis_pids
 
-__all__ = ["BenchConfig", "System", "idle", "run_all", "stream"]
+__all__ = ["WORKLOADS", "BenchConfig", "System", "idle", "run_all", "stream"]
 
 System = Literal["mentara", "python-socketio", "websockets"]
 _CLIENT_KIND: dict[System, ClientKind] = {
@@ -52,6 +52,7 @@ _CLIENT_KIND: dict[System, ClientKind] = {
     "python-socketio": "socketio",
     "websockets": "bare",
 }
+WORKLOADS = ("streaming", "efficiency", "peers", "profile", "idle")
 SPAWN_HEAD_START_S = 2.5
 """The clients' timeline starts this long after they are spawned (imports take ~1 s)."""
 Say = Callable[[str], None]
@@ -79,6 +80,7 @@ class BenchConfig:
     """No ladder step starts after this many seconds of ladder."""
     profile: bool = True
     profile_rate: int = 100
+    workloads: tuple[str, ...] = WORKLOADS
     head_start_s: float = SPAWN_HEAD_START_S
     """Seconds from spawning the client processes to the start of their timeline."""
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
@@ -105,6 +107,7 @@ class BenchConfig:
             "ladder_budget_s": self.ladder_budget_s,
             "profile": self.profile,
             "head_start_s": self.head_start_s,
+            "workloads": list(self.workloads),
         }
 
 
@@ -322,39 +325,48 @@ def idle(services: Services, config: BenchConfig, *, say: Say = print) -> IdleRu
     return run
 
 
-def run_all(services: Services, config: BenchConfig, *, say: Say = print) -> BenchResult:
-    """The whole benchmark (see the module docstring); a workload that fails to run is
-    recorded in ``failures`` and the others still run."""
-    result = BenchResult(settings=config.public())
-    ladder_started = time.monotonic()
+def _ladder(result: BenchResult, services: Services, config: BenchConfig, say: Say) -> None:
+    """Streaming runs of growing S, up to the first that fails or the time budget."""
+    started = time.monotonic()
     for sessions in config.ladder:
-        if time.monotonic() - ladder_started > config.ladder_budget_s:
+        if time.monotonic() - started > config.ladder_budget_s:
             result.failures.append(f"ladder: time budget spent before S={sessions}")
-            break
+            return
         try:
             run = stream("mentara", sessions, services, config, say=say)
         except Exception as exc:
             result.failures.append(f"streaming S={sessions}: {exc}")
             say(f"bench: streaming S={sessions} could not run: {exc}")
-            break
+            return
         result.ladder.append(run)
         if not run.passes:
-            break
+            return
+
+
+def run_all(services: Services, config: BenchConfig, *, say: Say = print) -> BenchResult:
+    """The whole benchmark (see the module docstring); a workload that fails to run is
+    recorded in ``failures`` and the others still run."""
+    result = BenchResult(settings=config.public())
+    wanted = set(config.workloads)
+    if "streaming" in wanted:
+        _ladder(result, services, config, say)
     fixed = config.fixed_sessions
-    reuse = next((r for r in result.ladder if r.sessions == fixed), None)
-    try:
-        result.efficiency = reuse or stream(
-            "mentara", fixed, services, config, label="efficiency", say=say
-        )
-    except Exception as exc:
-        result.failures.append(f"efficiency: {exc}")
-    for peer in ("python-socketio", "websockets"):
+    if "efficiency" in wanted:
+        reuse = next((r for r in result.ladder if r.sessions == fixed), None)
         try:
-            result.peers.append(stream(peer, fixed, services, config, label="peer", say=say))
+            result.efficiency = reuse or stream(
+                "mentara", fixed, services, config, label="efficiency", say=say
+            )
         except Exception as exc:
-            result.failures.append(f"peer {peer}: {exc}")
-            say(f"bench: peer {peer} could not run: {exc}")
-    if config.profile and profiling.available():
+            result.failures.append(f"efficiency: {exc}")
+    if "peers" in wanted:
+        for peer in ("python-socketio", "websockets"):
+            try:
+                result.peers.append(stream(peer, fixed, services, config, label="peer", say=say))
+            except Exception as exc:
+                result.failures.append(f"peer {peer}: {exc}")
+                say(f"bench: peer {peer} could not run: {exc}")
+    if "profile" in wanted and config.profile and profiling.available():
         raw = config.out_dir / "profile-mentara-worker.txt"
         try:
             run = stream(
@@ -364,9 +376,10 @@ def run_all(services: Services, config: BenchConfig, *, say: Say = print) -> Ben
             result.profile = summary | {"run": run.to_dict()}
         except Exception as exc:
             result.failures.append(f"profile: {exc}")
-    try:
-        result.idle = idle(services, config, say=say)
-    except Exception as exc:
-        result.failures.append(f"idle: {exc}")
-        say(f"bench: idle could not run: {exc}")
+    if "idle" in wanted:
+        try:
+            result.idle = idle(services, config, say=say)
+        except Exception as exc:
+            result.failures.append(f"idle: {exc}")
+            say(f"bench: idle could not run: {exc}")
     return result

@@ -365,3 +365,26 @@ def test_an_unclean_run_fails_whatever_its_lag() -> None:
     run.stats.active_at_window = 99
     assert not run.passes
     assert "99/100 streaming" in format_table(BenchResult(ladder=[run]))
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_the_command_line_builds_quick_and_chosen_configs(tmp_path: Path) -> None:
+    from bench.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    quick = config_from_args(parser.parse_args(["--quick"]), tmp_path)
+    assert quick.ladder == (20, 50) and quick.idle_sockets == 500 and not quick.profile
+    chosen = config_from_args(
+        parser.parse_args(
+            ["--ladder", "10,30", "--think", "5", "--workloads", "streaming,idle", "--no-profile"]
+        ),
+        tmp_path,
+    )
+    assert chosen.ladder == (10, 30) and chosen.think_s == 5.0
+    assert chosen.workloads == ("streaming", "idle") and not chosen.profile
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--workloads", "nonsense"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--ladder", "0,x"])
