@@ -85,7 +85,10 @@ def main(argv: list[str]) -> int:
             if subprocess.run([str(s) for s in step], cwd=ROOT).returncode != 0:
                 return 1
     os.chdir(ROOT)
-    os.execve(PY, [str(PY), "-m", "pytest", *rest], env)
+    # Temporary folders (the embedded Postgres and Redis among them) under the checkout: a
+    # test run elsewhere on the machine can then never prune this run's folders under /tmp.
+    basetemp = ["--basetemp", str(ROOT / ".pytest-tmp")]
+    os.execve(PY, [str(PY), "-m", "pytest", *basetemp, *rest], env)
     return 0  # not reached
 
 
