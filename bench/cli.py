@@ -129,8 +129,29 @@ def config_from_args(args: argparse.Namespace, out_dir: Path) -> Any:
     return replace(config, **changes)
 
 
+def _git_commit() -> str:
+    """The checkout's commit, with ``+dirty`` when the server's code has uncommitted edits."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "server", "scoring", "protocol"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return ""
+    return head + ("+dirty" if dirty else "")
+
+
 def machine_info() -> dict[str, Any]:
-    """The machine as the docs describe it: cores, CPU model, memory, load."""
+    """The machine as the docs describe it: cores, CPU model, memory, load, and the commit
+    of the server's code being measured."""
     import psutil
 
     model = ""
@@ -149,6 +170,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "time": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "commit": _git_commit(),
     }
 
 
@@ -170,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info()
     say(
         f"mentara bench: {machine['nproc']} cores ({machine['cpu_model']}), load "
-        f"{machine['loadavg'][0]:.2f}; results in {out_dir}"
+        f"{machine['loadavg'][0]:.2f}, commit {machine['commit'] or '?'}; results in {out_dir}"
     )
     services = open_services(args.services, out_dir / "data")
     say(f"mentara bench: {services.describe()}")

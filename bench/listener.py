@@ -1,7 +1,8 @@
 """The benchmark's listener: one session per socket, its delivery lag and its seq checks.
 
-A listener starts a session, listens, and answers each interviewer turn after ``think_s``
-seconds so that the interviewer keeps speaking; for every session event it checks the seq
+A listener starts a session, listens, and answers each interviewer turn after a pause drawn
+uniformly from ``[think_s / 2, 3 * think_s / 2]`` (seeded by the session name: sessions that
+started together do not stay in step) so that the interviewer keeps speaking; for every session event it checks the seq
 (:class:`SeqCheck`) and, inside the measurement window, records the delivery lag
 ``arrival - ts`` in milliseconds. One listener class per system, with the same bookkeeping
 (:meth:`Listener.event`):
@@ -20,6 +21,7 @@ Frames are decoded with msgspec into a struct holding only the fields the bench 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections import Counter
@@ -178,6 +180,7 @@ class Listener(WsConnection):
         self.session = session
         self.clock = clock
         self.check = SeqCheck()
+        self._rng = random.Random(session)
         self.started = False
         self._reply_timer: asyncio.TimerHandle | None = None
 
@@ -196,7 +199,8 @@ class Listener(WsConnection):
             stats.window_events += 1
             stats.lag.record(now * 1000.0 - ts_ms)
         if kind == TURN_END:
-            self._reply_timer = asyncio.get_running_loop().call_later(self.think_s, self._reply)
+            pause = self.think_s * self._rng.uniform(0.5, 1.5)
+            self._reply_timer = asyncio.get_running_loop().call_later(pause, self._reply)
         elif kind == STARTED and not self.started:
             self.started = True
             stats.started += 1

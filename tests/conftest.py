@@ -40,9 +40,11 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     try:
         yield Services(with_database(admin_url, name), redis_url, mode)
     finally:
-        asyncio.run(drop_database(admin_url, name))
-        if stack is not None:
-            stack.stop()
+        try:
+            asyncio.run(drop_database(admin_url, name))
+        finally:
+            if stack is not None:
+                stack.stop()  # even when the drop failed: never leave servers behind
 
 
 @pytest.fixture

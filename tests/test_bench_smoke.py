@@ -14,8 +14,9 @@ from bench.workloads import BenchConfig, stream
 from tests.support import Services
 
 
-def _config(tmp_path: Path, window_s: float) -> BenchConfig:
+def _config(tmp_path: Path, window_s: float, workers: int = 2) -> BenchConfig:
     return BenchConfig(
+        workers=workers,
         out_dir=tmp_path,
         window_s=window_s,
         settle_s=1.0,
@@ -36,7 +37,7 @@ def _services(services: Services) -> BenchServices:
 @pytest.mark.timeout(90)
 def test_a_tiny_streaming_run_fills_the_table(services: Services, tmp_path: Path) -> None:
     lines: list[str] = []
-    run = stream("mentara", 10, _services(services), _config(tmp_path, 4.0), say=lines.append)
+    run = stream("mentara", 10, _services(services), _config(tmp_path, 3.0), say=lines.append)
     stats = run.stats
     assert stats.active_at_window == 10 and stats.started == 10, stats
     assert stats.gaps == 0 and stats.dups == 0 and not stats.errors, stats
@@ -59,7 +60,12 @@ def test_a_tiny_streaming_run_fills_the_table(services: Services, tmp_path: Path
 def test_both_peers_stream_to_the_same_listener(services: Services, tmp_path: Path) -> None:
     for system in ("websockets", "python-socketio"):
         run = stream(
-            system, 4, _services(services), _config(tmp_path, 1.5), label="peer", say=lambda _: None
+            system,
+            4,
+            _services(services),
+            _config(tmp_path, 1.5, 1),
+            label="peer",
+            say=lambda _: None,
         )
         stats = run.stats
         assert stats.active_at_window == 4 and not stats.errors, (system, stats)
