@@ -48,7 +48,7 @@ from server.config import Settings
 from server.errors import Forbidden, MentaraError, Unauthorized
 from server.ratelimit import TokenBucket
 from server.send_queue import Payload, SendQueue, SendQueueFull
-from server.ws_transport import close_now
+from server.ws_transport import close_now, transport_of
 
 log = logging.getLogger("mentara.socket")
 _socket_ids = itertools.count(1)
@@ -305,10 +305,18 @@ class ClientSocket:
                 raise result
 
     async def _write_loop(self) -> None:
-        send = self.ws.send
         text = self.codec.is_text
-        while (payload := await self.queue.get()) is not None:
-            await send(_send_message(payload, text))
+        transport = transport_of(self.ws.scope)
+        if transport is not None:
+            # Our transport: every waiting frame in one write, no ASGI message per frame.
+            while batch := await self.queue.get_batch():
+                frames = [p.encode() if isinstance(p, str) else p for p in batch]
+                if not await transport.write_frames(frames, text=text):
+                    return
+        else:
+            send = self.ws.send
+            while (payload := await self.queue.get()) is not None:
+                await send(_send_message(payload, text))
         if self.close_code is not None:
             await self.ws.close(self.close_code, self._reason)
 

@@ -54,6 +54,21 @@ class SendQueue:
             self._room.set()
         return payload
 
+    async def get_batch(self, limit: int = 64) -> list[Payload]:
+        """Every frame waiting (up to ``limit``), waiting for at least one; [] once the queue
+        is closed and drained."""
+        first = await self.get()
+        if first is None:
+            return []
+        batch = [first]
+        while self._frames and len(batch) < limit:
+            payload = self._frames.popleft()
+            self.nbytes -= len(payload)
+            batch.append(payload)
+        if self.nbytes <= self.max_bytes // 2:
+            self._room.set()
+        return batch
+
     async def wait_for_room(self, size: int) -> None:
         """Wait until ``size`` more bytes fit (for paced senders such as a replay, which must
         not trip the overflow policy meant for live events)."""

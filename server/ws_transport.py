@@ -134,6 +134,20 @@ class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
         self.close_sent = True
         self.transport.close()
 
+    async def write_frames(self, frames: list[bytes], *, text: bool) -> bool:
+        """Write data frames straight to the transport, all in one ``write`` (one syscall for
+        every frame that was waiting), after waiting for the transport to drain. The payloads
+        are already encoded (text frames as UTF-8), so nothing is re-encoded. Returns False
+        once the socket is closing (nothing more can be sent)."""
+        await self.writable.wait()
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return False
+        send = self.conn.send_text if text else self.conn.send_binary
+        for frame in frames:
+            send(frame)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
     def close_now(self, code: int, reason: str, *, abort_after_s: float = 10.0) -> None:
         """Close without waiting for the peer to read what is queued (a slow consumer).
 
@@ -162,6 +176,12 @@ class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
             return
         super().shutdown()
+
+
+def transport_of(scope: Any) -> MentaraWebSocketProtocol | None:
+    """The transport under an ASGI WebSocket scope, when it is ours (else None)."""
+    protocol = scope.get(TRANSPORT_SCOPE_KEY)
+    return protocol if isinstance(protocol, MentaraWebSocketProtocol) else None
 
 
 def close_now(scope: Any, code: int, reason: str) -> bool:
