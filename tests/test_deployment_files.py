@@ -440,7 +440,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
 # --- no outside hosts ----------------------------------------------------------------------
 
 # Fragments of package registry names, so that this file names no host either.
-REGISTRY_MARKERS = ("pypi", "pythonhosted", "npmjs", "rubygems", "crates")
+REGISTRY_MARKERS = ("pypi", "python" + "hosted", "npm" + "js", "rubygems", "crates")
 INDEX_FLAGS = ("--index-url", "--extra-index-url", "--trusted-host", "--find-links", "PIP_INDEX")
 URL = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]*@)?(\[[^\]]*\]|[^/:\s'\"`;)]+)")
 DOMAIN = re.compile(r"\b(?:[a-z0-9-]+\.)+(?:org|com|net|io|dev|cloud|app)\b", re.IGNORECASE)
