@@ -27,6 +27,7 @@ from scoring.code_runner import (
     run_tests,
     values_match,
 )
+from tests.sandbox_support import gone, sandbox_processes
 
 FAST = RunLimits(cpu_seconds=1, wall_seconds=2.5)
 ADD_TESTS = [
@@ -34,11 +35,6 @@ ADD_TESTS = [
     TestCase(name="zeros", args=(0, 0), expected=0),
     TestCase(name="negative", args=(-5, 2), expected=-3),
 ]
-# The block of sandbox uids that belongs to this process (see scoring.code_runner).
-SANDBOX_UIDS = range(
-    1_000_000_000 + (os.getpid() % (1 << 22)) * 256,
-    1_000_000_000 + (os.getpid() % (1 << 22) + 1) * 256,
-)
 
 
 def source(text: str) -> str:
@@ -52,26 +48,6 @@ async def run(
     return await run_tests(
         source(code), "add", ADD_TESTS if tests is None else tests, limits=limits
     )
-
-
-def sandbox_processes() -> list[int]:
-    """Live processes owned by a sandbox uid (there must be none between runs)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-        except OSError:
-            continue
-        if "Z" not in fields["State"] and int(fields["Uid"].split()[0]) in SANDBOX_UIDS:
-            found.append(int(name))
-    return found
-
-
-def gone(path: str) -> bool:
-    return not os.path.exists(path)
 
 
 async def host_still_works() -> None:

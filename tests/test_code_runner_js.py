@@ -30,6 +30,7 @@ from scoring.code_runner import (
 )
 from scoring.languages import camel_case, function_names
 from scoring.question_bank import CodingQuestion, load_question_bank
+from tests.sandbox_support import gone, sandbox_processes
 
 NODE = shutil.which("node")
 assert ("javascript" in supported_languages()) is (NODE is not None), (
@@ -46,10 +47,6 @@ ADD_TESTS = [
     TestCase(name="zeros", args=(0, 0), expected=0),
     TestCase(name="negative", args=(-5, 2), expected=-3),
 ]
-SANDBOX_UIDS = range(
-    1_000_000_000 + (os.getpid() % (1 << 22)) * 256,
-    1_000_000_000 + (os.getpid() % (1 << 22) + 1) * 256,
-)
 
 
 def js(text: str) -> str:
@@ -70,26 +67,6 @@ async def run(
         language="javascript",
         limits=limits or RunLimits(),
     )
-
-
-def sandbox_processes() -> list[int]:
-    """Live processes owned by a sandbox uid (there must be none between runs)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-        except OSError:
-            continue
-        if "Z" not in fields["State"] and int(fields["Uid"].split()[0]) in SANDBOX_UIDS:
-            found.append(int(name))
-    return found
-
-
-def gone(path: str) -> bool:
-    return not os.path.exists(path)
 
 
 async def host_still_works() -> None:
