@@ -63,10 +63,9 @@ from protocol.messages import (
     SessionEvent,
     SessionStarted,
     StopReason,
-    TestOutcome,
 )
 from protocol.messages import Example as WireExample
-from scoring.judges.code import HiddenTestResult
+from scoring.judges.code import HiddenTestResult, outcome_messages
 from scoring.question_bank import (
     CodingQuestion,
     QuestionBank,
@@ -249,12 +248,7 @@ def _expand(data: _File, path: Path) -> list[SessionEvent]:
                         run_id=f"run-{entry.seq}",
                         version=entry.version,
                         status=entry.status,
-                        tests=[
-                            TestOutcome(name=t.name, passed=t.passed, message=t.message)
-                            if t.message
-                            else TestOutcome(name=t.name, passed=t.passed)
-                            for t in entry.tests
-                        ],
+                        tests=outcome_messages(entry.tests),
                         stdout_tail=entry.stdout_tail,
                         duration_ms=entry.duration_ms,
                     )

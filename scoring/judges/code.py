@@ -37,9 +37,11 @@ that ran (hidden). Pure functions.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
+from protocol.messages import TestOutcome as TestOutcomeMessage
 from scoring.code_runner import RunResult
 from scoring.evidence import Evidence
 from scoring.judges.cues import is_nudge
@@ -209,4 +211,24 @@ def label_hidden(hidden: HiddenTestResult) -> list[Evidence]:
     return [
         piece(TEST, "fails_hidden_tests", False, note, weight),
         piece(IMPL, "code_fails_tests", False, note, max(0.25, round(1 - rate, 3))),
+    ]
+
+
+class _Outcome(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def message(self) -> str | None: ...
+
+
+def outcome_messages(outcomes: Iterable[_Outcome]) -> list[TestOutcomeMessage]:
+    """Per-test outcomes as ``code.result.tests`` carries them (``message`` only on a failure
+    that has one)."""
+    return [
+        TestOutcomeMessage(name=t.name, passed=t.passed, message=t.message)
+        if t.message
+        else TestOutcomeMessage(name=t.name, passed=t.passed)
+        for t in outcomes
     ]

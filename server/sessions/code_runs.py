@@ -11,8 +11,9 @@ import itertools
 from typing import Any
 
 from protocol.errors import ErrorCode
-from protocol.messages import CodeResult, TestOutcome
+from protocol.messages import CodeResult
 from scoring.code_runner import CodeRunner, RunLimits, RunResult
+from scoring.judges.code import outcome_messages
 from server.errors import MentaraError
 from server.sessions.languages import runnable_language
 from server.sessions.live import LiveSession
@@ -80,12 +81,7 @@ class CodeRunService:
                 run_id=f"r{next(_run_ids)}-{session.log.last_seq + 1}",
                 version=code.version,
                 status=result.status,
-                tests=[
-                    TestOutcome(name=t.name, passed=t.passed, message=t.message)
-                    if t.message
-                    else TestOutcome(name=t.name, passed=t.passed)
-                    for t in result.tests
-                ],
+                tests=outcome_messages(result.tests),
                 stdout_tail=result.stdout_tail,
                 duration_ms=result.duration_ms,
                 seq=0,

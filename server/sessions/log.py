@@ -122,7 +122,12 @@ class SessionLog:
         async with self._lock:
             if self.lost:
                 raise LeaseLost(self.session_id)
-            raw = JSON.encode(msgspec.structs.replace(event, seq=0, ts=0))
+            unstamped = (
+                event
+                if event.seq == 0 and event.ts == 0
+                else msgspec.structs.replace(event, seq=0, ts=0)
+            )
+            raw = JSON.encode(unstamped)
             body = raw.replace(_SEQ_TS_PLACEHOLDER, b"", 1)
             ts = now_ms()
             seq = await self._append_in_redis(ts, body)
