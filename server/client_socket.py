@@ -48,7 +48,7 @@ from server.config import Settings
 from server.errors import Forbidden, MentaraError, Unauthorized
 from server.ratelimit import TokenBucket
 from server.send_queue import Payload, SendQueue, SendQueueFull
-from server.ws_transport import close_now, transport_of
+from server.ws_transport import MentaraWebSocketProtocol, close_now, transport_of
 
 log = logging.getLogger("mentara.socket")
 _socket_ids = itertools.count(1)
@@ -105,6 +105,12 @@ class ClientSocket:
         self.close_code: int | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
+        # While OPEN on our transport, a frame sent when nothing is queued is written at once
+        # (no writer wake-up per event); ``_writing`` is set while the writer holds frames
+        # taken from the queue, so a direct write cannot overtake them.
+        self._direct: MentaraWebSocketProtocol | None = None
+        self._writing = False
+        self._text = True
 
     @property
     def user_id(self) -> str:
@@ -121,6 +127,14 @@ class ClientSocket:
         """Queue bytes already encoded with this socket's codec (shared across sockets)."""
         if self.state in (SocketState.CLOSING, SocketState.CLOSED):
             return
+        direct = self._direct
+        if (
+            direct is not None
+            and not self._writing
+            and not self.queue
+            and direct.try_write(payload, text=self._text)
+        ):
+            return  # written now: nothing was waiting, so order is kept
         try:
             self.queue.put(payload)
         except SendQueueFull:
@@ -308,11 +322,21 @@ class ClientSocket:
         text = self.codec.is_text
         transport = transport_of(self.ws.scope)
         if transport is not None:
-            # Our transport: every waiting frame in one write, no ASGI message per frame.
-            while batch := await self.queue.get_batch():
-                frames = [p.encode() if isinstance(p, str) else p for p in batch]
-                if not await transport.write_frames(frames, text=text):
-                    return
+            # Our transport: every waiting frame in one write, no ASGI message per frame;
+            # once OPEN, frames sent while nothing waits are written directly (send_encoded).
+            self._text = text
+            if self.state is SocketState.OPEN:
+                self._direct = transport
+            try:
+                while batch := await self.queue.get_batch():
+                    self._writing = True
+                    frames = [p.encode() if isinstance(p, str) else p for p in batch]
+                    if not await transport.write_frames(frames, text=text):
+                        return
+                    self._writing = False
+            finally:
+                self._direct = None
+                self._writing = False
         else:
             send = self.ws.send
             while (payload := await self.queue.get()) is not None:

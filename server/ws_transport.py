@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -89,6 +90,19 @@ def heartbeat_for(loop: asyncio.AbstractEventLoop, interval: float) -> Heartbeat
 
 
 _PING_PAYLOAD = b"mentara"
+_FIN_TEXT = 0x81  # FIN + opcode 1
+_FIN_BINARY = 0x82  # FIN + opcode 2
+_LEN16 = struct.Struct("!BBH")
+_LEN64 = struct.Struct("!BBQ")
+
+
+def _frame_header(first: int, length: int) -> bytes:
+    """The header of an unmasked frame: first byte, then the payload length (RFC 6455 §5.2)."""
+    if length < 126:
+        return bytes((first, length))
+    if length < 65536:
+        return _LEN16.pack(first, 126, length)
+    return _LEN64.pack(first, 127, length)
 TRANSPORT_SCOPE_KEY = "mentara.transport"
 
 
@@ -142,11 +156,43 @@ class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
         await self.writable.wait()
         if self.close_sent or self.disconnected or self.transport.is_closing():
             return False
-        send = self.conn.send_text if text else self.conn.send_binary
-        for frame in frames:
-            send(frame)
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        self._write_data(frames, text)
         return True
+
+    def try_write(self, frame: bytes, *, text: bool) -> bool:
+        """Write one data frame now if the transport takes it without waiting (it is not
+        paused by flow control and not closing); False, writing nothing, otherwise. The
+        caller keeps frame order: it only calls this when nothing of its own is queued."""
+        if (
+            not self.writable.is_set()
+            or self.close_sent
+            or self.disconnected
+            or self.transport.is_closing()
+        ):
+            return False
+        self._write_data((frame,), text)
+        return True
+
+    def _write_data(self, frames: list[bytes] | tuple[bytes, ...], text: bool) -> None:
+        """Frame and write unfragmented data frames. Server frames are unmasked and no
+        extension is negotiated (permessage-deflate is off), so the header is built here
+        (RFC 6455 §5.2) instead of through websockets' general frame serializer, which costs
+        more than the rest of a small frame's write; with an extension, websockets frames."""
+        if self.conn.extensions:
+            send = self.conn.send_text if text else self.conn.send_binary
+            for frame in frames:
+                send(frame)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            return
+        first = _FIN_TEXT if text else _FIN_BINARY
+        if len(frames) == 1:
+            self.transport.write(_frame_header(first, len(frames[0])) + frames[0])
+            return
+        parts: list[bytes] = []
+        for frame in frames:
+            parts.append(_frame_header(first, len(frame)))
+            parts.append(frame)
+        self.transport.write(b"".join(parts))
 
     def close_now(self, code: int, reason: str, *, abort_after_s: float = 10.0) -> None:
         """Close without waiting for the peer to read what is queued (a slow consumer).

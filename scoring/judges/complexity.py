@@ -15,6 +15,7 @@ negation ("can't be O(n)", "not O(1)") is left out: it is not a claim. Pure func
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
@@ -211,6 +212,7 @@ def stated_complexities(text: str) -> list[Stated]:
     return [stated for _, stated in sorted(found, key=lambda item: item[0])]
 
 
+@functools.lru_cache(maxsize=256)
 def optimal_time_cost(optimal_complexity: str) -> Cost | None:
     """The time cost a question's ``optimal_complexity`` text states first, if any."""
     for stated in stated_complexities(optimal_complexity):

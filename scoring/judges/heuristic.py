@@ -75,6 +75,7 @@ Communication
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -189,8 +190,11 @@ def _edge_kinds(text: str) -> list[str]:
     return [name for name, pattern in cues.EDGE_KINDS if pattern.search(text)]
 
 
-def _time_claims(text: str) -> list[Cost]:
-    return [s.cost for s in stated_complexities(text) if s.kind == "time"]
+@functools.lru_cache(maxsize=4096)
+def _time_claims(text: str) -> tuple[Cost, ...]:
+    """The time complexities ``text`` states. Cached: each rule reads the candidate's earlier
+    messages again for every new one, so without it a session's parsing grows as n²."""
+    return tuple(s.cost for s in stated_complexities(text) if s.kind == "time")
 
 
 def _shows_planning(text: str) -> bool:
@@ -199,6 +203,7 @@ def _shows_planning(text: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def _tested_in_words(text: str) -> bool:
     return bool(
         (cues.TESTS.search(text) and not cues.NOT_TESTED.search(text)) or cues.TRACE.search(text)

@@ -44,9 +44,31 @@ class Coalescer:
         self._parts: list[str] = []
         self._size = 0
         self._ended = False
-        self._arrived = asyncio.Event()  # set when text arrives or the stream ends
+        # The consumer sleeps on one future: woken by text arriving (only while it waits for
+        # the first text of a window), by the stream ending, by ``stop``, or by its timer.
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_on_text = False
         self._drained = asyncio.Event()  # set when the consumer took the buffer
         self._drained.set()
+
+    def _wake(self, *_: object) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _sleep(self, timeout: float | None, *, wake_on_text: bool) -> None:
+        """Sleep until woken (see ``_waiter``) or ``timeout`` seconds pass."""
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        self._wake_on_text = wake_on_text
+        timer = loop.call_later(timeout, self._wake) if timeout is not None else None
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+            self._wake_on_text = False
+            if timer is not None:
+                timer.cancel()
 
     async def _pump(self) -> None:
         try:
@@ -57,7 +79,8 @@ class Coalescer:
                         await self._drained.wait()
                     self._parts.append(item.text)
                     self._size += len(item.text)
-                    self._arrived.set()
+                    if self._wake_on_text:
+                        self._wake()
                 elif isinstance(item, TurnFinished):
                     self.finished = item
         except asyncio.CancelledError:
@@ -66,7 +89,11 @@ class Coalescer:
             self.error = exc
         finally:
             self._ended = True
-            self._arrived.set()
+            self._wake()
+
+    async def _watch_stop(self) -> None:
+        await self.stop.wait()
+        self._wake()
 
     def _take(self) -> str:
         text = "".join(self._parts)
@@ -75,30 +102,19 @@ class Coalescer:
         self._drained.set()
         return text
 
-    async def _wait(self, event: asyncio.Event, timeout: float | None) -> None:
-        """Wait for ``event`` or ``stop``, at most ``timeout`` seconds."""
-        if event.is_set() or self.stop.is_set():
-            return
-        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self.stop.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-
     async def deltas(self) -> AsyncIterator[str]:
         pump = asyncio.create_task(self._pump(), name="llm-pump")
+        watch = asyncio.create_task(self._watch_stop(), name="llm-stop")
         try:
             while not self.stop.is_set():
                 # Wait for the first text of a window, then let the window fill.
-                await self._wait(self._arrived, None)
-                if self.stop.is_set():
-                    break
+                if not self._parts and not self._ended:
+                    await self._sleep(None, wake_on_text=True)
+                    continue
                 if not self._ended:
-                    await self._wait(self.stop, self.window_s)
+                    await self._sleep(self.window_s, wake_on_text=False)
                 if self.stop.is_set():
                     break  # the gathered text was never delivered: drop it
-                self._arrived.clear()
                 ended = self._ended
                 text = self._take()
                 if text:
@@ -108,8 +124,9 @@ class Coalescer:
             if self.error is not None and not self.stop.is_set():
                 raise self.error
         finally:
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+            for task in (pump, watch):
+                task.cancel()
+            await asyncio.gather(pump, watch, return_exceptions=True)
             aclose = getattr(self.source, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):

@@ -5,6 +5,10 @@ Contract:
   only queues (never awaits), so scoring cannot delay the interviewer's stream. One scoring
   task per session drains the queue through ``scoring``'s pure :class:`SessionScorer` and
   appends each resulting ``score.delta`` (its ``evidence`` names the events behind it).
+- The interviewer's deltas are folded before they are queued: consecutive deltas of one turn
+  become one delta (the concatenated text, the last one's seq), queued when the next other
+  event arrives. No judge reads a turn before it ends, so the scores are the same as scoring
+  each delta, and the scoring task wakes a few times per turn instead of once per delta.
 - With Claude configured, each candidate turn is also labelled by the Claude judge, at most
   one call in flight per session (turns said meanwhile are judged together next); its
   evidence goes through the same ledger.
@@ -23,7 +27,7 @@ import uuid
 from collections import deque
 from typing import Any
 
-from protocol.messages import CandidateSaid, ReportReady, SessionEvent
+from protocol.messages import CandidateSaid, InterviewerDelta, ReportReady, SessionEvent
 from scoring.code_runner import RunLimits
 from scoring.judges.code import HiddenTestResult
 from scoring.scorer import SessionScorer
@@ -38,6 +42,45 @@ log = logging.getLogger("mentara.scoring")
 #: the event loop is starved; past it, scoring for the session stops (logged) rather than
 #: holding memory without bound.
 MAX_BACKLOG = 10_000
+
+
+class DeltaFolder:
+    """Folds the interviewer's deltas for scoring (see the module docstring).
+
+    :meth:`push` takes the session's events in seq order and returns those ready to score:
+    nothing for a delta (it is held), else the held deltas of the turn folded into one delta
+    (their concatenated text, the last one's seq and ts), then the event. Scoring what it
+    returns gives the same transcript and scores as scoring every event.
+    """
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: list[InterviewerDelta] = []
+
+    def push(self, event: SessionEvent) -> list[SessionEvent]:
+        if isinstance(event, InterviewerDelta):
+            if self._held and self._held[-1].turn_id != event.turn_id:
+                ready = self.flush()
+                self._held.append(event)
+                return ready
+            self._held.append(event)
+            return []
+        ready = self.flush()
+        ready.append(event)
+        return ready
+
+    def flush(self) -> list[SessionEvent]:
+        """The held deltas, folded (an empty list when none is held)."""
+        held = self._held
+        if not held:
+            return []
+        self._held = []
+        last = held[-1]
+        if len(held) == 1:
+            return [last]
+        text = "".join(d.text for d in held)
+        return [InterviewerDelta(turn_id=last.turn_id, text=text, seq=last.seq, ts=last.ts)]
 
 
 class LiveScoring:
@@ -63,6 +106,7 @@ class LiveScoring:
         self.summary_writer = summary_writer
         self.scorer = SessionScorer(question, offline_judge=judge is None)
         self._backlog: deque[SessionEvent] = deque()
+        self._folder = DeltaFolder()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._judging: asyncio.Task[None] | None = None
@@ -83,11 +127,14 @@ class LiveScoring:
     def observe(self, logged: LoggedEvent) -> None:
         if self.stopped:
             return
+        ready = self._folder.push(logged.event)
+        if not ready:
+            return
         if len(self._backlog) >= MAX_BACKLOG:
             log.error("scoring backlog full; scoring stops", extra={"session_id": self.session_id})
             self.stopped = True
             return
-        self._backlog.append(logged.event)
+        self._backlog.extend(ready)
         self._wake.set()
 
     async def _run(self) -> None:
@@ -148,6 +195,7 @@ class LiveScoring:
 
     async def finish(self, *, code: Any | None) -> LoggedEvent | None:
         """Final scores and the report; returns ``report.ready`` (None if scoring stopped)."""
+        self._backlog.extend(self._folder.flush())
         while self._backlog:
             event = self._backlog.popleft()
             await self._append(self.scorer.observe(event))
