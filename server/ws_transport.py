@@ -103,6 +103,8 @@ def _frame_header(first: int, length: int) -> bytes:
     if length < 65536:
         return _LEN16.pack(first, 126, length)
     return _LEN64.pack(first, 127, length)
+
+
 TRANSPORT_SCOPE_KEY = "mentara.transport"
 
 
