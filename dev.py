@@ -14,6 +14,9 @@ Environment for ``test``:
                                            and Redis; local: it uses DATABASE_URL and REDIS_URL
                                            (default 127.0.0.1:5432 and 127.0.0.1:6379)
     MENTARA_SKIP_LINT=1                    skip ruff and mypy (CI runs them once, not per mode)
+    MENTARA_CHROMIUM=/path/to/chromium     the browser the inspector's browser test drives
+                                           (default: chromium on PATH; .ci/run installs it)
+    MENTARA_SKIP_BROWSER_TESTS=1           skip that test instead of failing without a browser
 """
 
 from __future__ import annotations
