@@ -32,6 +32,7 @@ from server.http_admin import ADMIN_ROUTES
 from server.http_errors import EXCEPTION_HANDLERS, error_response
 from server.http_me import ME_ROUTES
 from server.http_sessions import SESSION_ROUTES
+from server.http_webhooks import WEBHOOK_ROUTES
 from server.interviewer.engine import EngineConfig
 from server.interviewer.factory import make_provider
 from server.push import OutboxDrainer, WebhookPushSender
@@ -166,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/v1/admin/watch", admin_socket),
         *SESSION_ROUTES,
         *ME_ROUTES,
+        *WEBHOOK_ROUTES,
         *ADMIN_ROUTES,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)

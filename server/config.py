@@ -160,6 +160,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "",
         "Where report-ready push notifications are POSTed (a relay to APNs/FCM). Unset: they wait in the outbox.",
     ),
+    EnvVar(
+        "MENTARA_REVENUECAT_WEBHOOK_SECRET",
+        "",
+        "The `Authorization` header value RevenueCat sends to `POST /v1/webhooks/revenuecat`. Unset: the webhook answers 503.",
+    ),
     EnvVar("MENTARA_LOG_LEVEL", "info", "Log level: debug, info, warning, error."),
     EnvVar("MENTARA_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
     EnvVar(
@@ -219,6 +224,7 @@ class Settings:
     offline_tokens_per_s: float = 40.0
     code_runs: int = 2
     push_webhook_url: str | None = None
+    revenuecat_webhook_secret: str | None = None
     log_level: str = "info"
     log_format: str = "text"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -309,6 +315,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         offline_tokens_per_s=_number(env, "MENTARA_OFFLINE_TOKENS_PER_S", 40.0),
         code_runs=max(1, int(_number(env, "MENTARA_CODE_RUNS", 2, int))),
         push_webhook_url=_get(env, "MENTARA_PUSH_WEBHOOK_URL"),
+        revenuecat_webhook_secret=_get(env, "MENTARA_REVENUECAT_WEBHOOK_SECRET"),
         log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),
         log_format=log_format,
     )

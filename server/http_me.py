@@ -1,4 +1,5 @@
-"""HTTP about the caller: ``POST /v1/me/push-tokens`` (PROTOCOL.md §7)."""
+"""HTTP about the caller (PROTOCOL.md §7): ``GET /v1/me/export``, ``DELETE /v1/me``,
+``POST /v1/me/push-tokens``. What the caller's data is: ``server.account_data``."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from server.account_data import erase_account, export_json
 from server.errors import InvalidField
 from server.http_sessions import authenticate
 
@@ -48,4 +50,33 @@ async def register_push_token(request: Request) -> Response:
     return JSONResponse({"token": body.token, "platform": body.platform}, status_code=201)
 
 
-ME_ROUTES = [Route("/v1/me/push-tokens", register_push_token, methods=["POST"])]
+async def export_me(request: Request) -> Response:
+    """Everything stored about the caller, streamed as one JSON object (see
+    ``account_data.export_json``). An error after the first byte cuts the response short, so
+    a truncated export never parses as a complete one."""
+    principal = await authenticate(request)
+    resources: Resources = request.app.state.resources
+    return StreamingResponse(
+        export_json(resources.pool, principal.user_id),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": 'attachment; filename="mentara-export.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def delete_me(request: Request) -> Response:
+    """Delete the caller's data everywhere; live sockets on their sessions, on every worker,
+    get ``session.ended {deleted}`` and 4004. 204, also when there was nothing to delete."""
+    principal = await authenticate(request)
+    resources: Resources = request.app.state.resources
+    await erase_account(resources.pool, resources.sessions.eraser, principal.user_id)
+    return Response(status_code=204)
+
+
+ME_ROUTES = [
+    Route("/v1/me/export", export_me, methods=["GET"]),
+    Route("/v1/me", delete_me, methods=["DELETE"]),
+    Route("/v1/me/push-tokens", register_push_token, methods=["POST"]),
+]

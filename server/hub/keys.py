@@ -34,6 +34,11 @@ def worker_channel(prefix: str, worker_id: str) -> str:
     return f"{prefix}w:{worker_id}"
 
 
+def erase_channel(prefix: str) -> str:
+    """The channel every worker listens on for account deletions (``server.sessions.erasure``)."""
+    return f"{prefix}erase"
+
+
 def session_id_of_channel(prefix: str, channel: str) -> str | None:
     head = f"{prefix}{{s:"
     if channel.startswith(head) and channel.endswith("}:ch"):

@@ -56,6 +56,7 @@ from server.interviewer.provider import LLMProvider
 from server.sessions.catalog import Catalog
 from server.sessions.channel import SessionChannel
 from server.sessions.code_runs import CodeRunService
+from server.sessions.erasure import SessionEraser
 from server.sessions.event_writer import EventWriter
 from server.sessions.live import LiveSession, SessionEndedError
 from server.sessions.log import LeaseLost, LoggedEvent, SessionLog, now_ms
@@ -115,6 +116,7 @@ class SessionManager:
         self.hub = PubSubHub(redis, self._on_pubsub, self._on_reconnect)
         self.router = InputRouter(redis, worker_channel(prefix, self.worker_id))
         self.router.handler = self._apply_forwarded
+        self.eraser = SessionEraser(self)  # DELETE /v1/me: ends and closes erased sessions
         self.channels: dict[str, SessionChannel] = {}
         self.owned: dict[str, LiveSession] = {}
         self.attached: dict[ClientSocket, str] = {}
@@ -128,6 +130,7 @@ class SessionManager:
     async def start(self) -> None:
         await self.hub.start()
         await self.hub.subscribe(worker_channel(self.prefix, self.worker_id))
+        await self.hub.subscribe(self.eraser.channel)
         self._keeper = asyncio.create_task(self._keep(), name="lease-keeper")
 
     async def close(self) -> None:
@@ -148,6 +151,7 @@ class SessionManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.eraser.close()
         await self.router.close()
         for channel in self.channels.values():
             await channel.close()
@@ -624,6 +628,9 @@ class SessionManager:
     def _on_pubsub(self, channel_name: str, data: bytes) -> None:
         if channel_name == self.router.my_channel:
             self.router.on_message(data)
+            return
+        if channel_name == self.eraser.channel:
+            self.eraser.on_message(data)
             return
         session_id = session_id_of_channel(self.prefix, channel_name)
         channel = self.channels.get(session_id) if session_id else None

@@ -1,0 +1,221 @@
+"""Erasing sessions cluster-wide: the live side of ``DELETE /v1/me`` (PROTOCOL.md §6, §7).
+
+Any worker may own a session and any worker may have sockets on it, so the worker serving the
+request coordinates every worker over one Redis channel they all listen on
+(:func:`server.hub.keys.erase_channel`), in two rounds around the deletion of the data:
+
+1. ``end``: each worker ends the listed sessions it owns with ``session.ended {deleted}``,
+   appended through the session's own log like any event (fenced, published: every socket on
+   every worker receives it in order), waits until Postgres has it (so nothing of the session
+   is left in the write-behind queue when its rows are deleted), stops the engine without a
+   report, and releases the lease.
+2. the coordinator deletes the Postgres rows (its caller's ``delete_rows``) and the session's
+   Redis keys: lease, fence, seq counter and history stream.
+3. ``gone``: each worker closes its sockets on the sessions with 4004, after sending
+   ``session.ended {deleted}`` to any that did not get it from an owner (a session no worker
+   owned), and drops a take-over that slipped in meanwhile.
+
+A round waits for a reply from every worker the request reached (PUBLISH says how many),
+at most ``timeout_s``. When ``end`` is not confirmed by all, :class:`EraseIncomplete` is
+raised before anything is deleted (retryable; erasing is idempotent). Since the rows are gone
+after step 2, a resume of these sessions on any worker answers ``not_found``.
+
+Wire format (JSON on the erase channel): request ``{k: "end"|"gone", rid, from, sids}``,
+reply ``{k: "done", rid, to}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from protocol.errors import CloseCode
+from protocol.messages import SessionEnded
+from server.errors import ServiceUnavailable
+from server.hub.keys import erase_channel, session_keys
+from server.sessions.log import now_ms
+
+if TYPE_CHECKING:
+    from server.sessions.live import LiveSession
+    from server.sessions.manager import SessionManager
+
+log = logging.getLogger("mentara.erasure")
+
+#: Sessions erased per round (one request on the erase channel each way).
+ERASE_BATCH = 200
+
+
+class EraseIncomplete(ServiceUnavailable):
+    """Not every worker confirmed that it stopped the sessions; nothing was deleted. Retry."""
+
+
+class _Round:
+    def __init__(self) -> None:
+        self.expected: int | None = None
+        self.replies = 0
+        self.complete = asyncio.Event()
+
+    def reply(self) -> None:
+        self.replies += 1
+        self._check()
+
+    def expect(self, receivers: int) -> None:
+        self.expected = receivers
+        self._check()
+
+    def _check(self) -> None:
+        if self.expected is not None and self.replies >= self.expected:
+            self.complete.set()
+
+
+class SessionEraser:
+    def __init__(self, manager: SessionManager, *, timeout_s: float = 10.0) -> None:
+        self.manager = manager
+        self.timeout_s = timeout_s
+        self.channel = erase_channel(manager.prefix)
+        self._rounds: dict[str, _Round] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- the coordinator -------------------------------------------------------------------
+
+    async def erase(
+        self, session_ids: list[str], delete_rows: Callable[[list[str]], Awaitable[None]]
+    ) -> None:
+        """End ``session_ids`` everywhere, ``delete_rows(session_ids)``, delete their Redis
+        keys, close their sockets with 4004. Raises EraseIncomplete (nothing deleted) when a
+        worker did not confirm the first round in time."""
+        if not session_ids:
+            return
+        if not await self._round("end", session_ids):
+            raise EraseIncomplete("not every server confirmed the deletion; retry")
+        await delete_rows(session_ids)
+        pipe = self.manager.redis.pipeline(transaction=False)
+        for session_id in session_ids:
+            keys = session_keys(self.manager.prefix, session_id)
+            pipe.delete(keys.lease, keys.fence, keys.seq, keys.stream)  # one slot per session
+        await pipe.execute()
+        if not await self._round("gone", session_ids):
+            # The data is gone already; a silent worker's sockets see not_found on resume.
+            log.warning("not every worker confirmed closing the sockets of erased sessions")
+
+    async def _round(self, kind: str, session_ids: list[str]) -> bool:
+        rid = uuid.uuid4().hex
+        waiting = self._rounds[rid] = _Round()
+        request = {"k": kind, "rid": rid, "from": self.manager.worker_id, "sids": session_ids}
+        try:
+            waiting.expect(await self.manager.redis.publish(self.channel, json.dumps(request)))
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await waiting.complete.wait()
+            except TimeoutError:
+                log.warning(
+                    "erase round %s: %d of %s workers answered",
+                    kind,
+                    waiting.replies,
+                    waiting.expected,
+                )
+                return False
+            return True
+        finally:
+            self._rounds.pop(rid, None)
+
+    # -- every worker ----------------------------------------------------------------------
+
+    def on_message(self, data: bytes) -> None:
+        """A message on the erase channel (called in pub/sub order; never blocks)."""
+        try:
+            message = json.loads(data)
+            kind = message["k"]
+        except (ValueError, TypeError, KeyError):
+            log.warning("undecodable message on the erase channel")
+            return
+        if kind == "done":
+            if message.get("to") == self.manager.worker_id:
+                waiting = self._rounds.get(str(message.get("rid")))
+                if waiting is not None:
+                    waiting.reply()
+            return
+        if kind not in ("end", "gone") or not isinstance(message.get("sids"), list):
+            return
+        task = asyncio.create_task(self._serve(message), name=f"erase-{kind}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, message: dict[str, Any]) -> None:
+        session_ids = [str(s) for s in message["sids"]]
+        try:
+            if message["k"] == "end":
+                await asyncio.gather(
+                    *(
+                        self._end_owned(session)
+                        for session_id in session_ids
+                        if (session := self.manager.owned.get(session_id)) is not None
+                    )
+                )
+            else:
+                await self._close_here(session_ids)
+        except Exception:
+            # Reply all the same: what could be stopped is stopped; the coordinator must not
+            # wait out its timeout for a failure it cannot fix.
+            log.exception("erase round failed on this worker")
+        reply = {"k": "done", "rid": message.get("rid"), "to": message.get("from")}
+        try:
+            await self.manager.redis.publish(self.channel, json.dumps(reply))
+        except Exception:
+            log.warning("could not confirm an erase round", exc_info=True)
+
+    async def _end_owned(self, session: LiveSession) -> None:
+        """``session.ended {deleted}`` through the session's log, durable; then stop here."""
+        manager = self.manager
+        scoring, session.scoring = session.scoring, None  # no report for a deleted session
+        try:
+            if scoring is not None:
+                await scoring.close()
+            ended = await session.end("deleted")
+            if ended is None:  # it had ended already (its report may be on the way)
+                ended = await session.log.append(SessionEnded(reason="deleted", seq=0, ts=0))
+            if ended.durable is not None:
+                await ended.durable
+        except Exception:
+            log.warning("could not end %s for deletion", session.id, exc_info=True)
+        finally:
+            await session.close()
+            if manager.owned.get(session.id) is session:
+                del manager.owned[session.id]
+            if session.lease is not None:
+                try:
+                    await manager.leases.release(session.lease)
+                except Exception:
+                    log.warning("could not release the lease of %s", session.id)
+
+    async def _close_here(self, session_ids: list[str]) -> None:
+        manager = self.manager
+        for session_id in session_ids:
+            straggler = manager.owned.pop(session_id, None)  # taken over after round one
+            if straggler is not None:
+                straggler.log.lost = True
+                await straggler.close()
+            channel = manager.channels.get(session_id)
+            if channel is None:
+                continue
+            last = channel.recent[-1].event if channel.recent else None
+            told = isinstance(last, SessionEnded) and last.reason == "deleted"
+            for sock in channel.sockets():
+                if not told:
+                    sock.send(SessionEnded(reason="deleted", seq=channel.head + 1, ts=now_ms()))
+                sock.close(CloseCode.SESSION_NOT_FOUND, "session deleted")  # after what is queued
+                # Detached here, all at once: their own detach then finds no channel, rather
+                # than each re-deciding the subscription while the others leave.
+                channel.detach(sock)
+            await manager._sync_subscription(session_id)  # no sockets left: unsubscribe
+            manager.channels.pop(session_id, None)
+            await channel.close()
