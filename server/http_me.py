@@ -10,9 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from protocol.errors import ErrorCode
 from server.account_data import erase_account, export_json
 from server.errors import InvalidField
+from server.http_errors import error_response
 from server.http_sessions import authenticate
+from server.sessions.erasure import EraseIncomplete
 
 if TYPE_CHECKING:
     from server.app import Resources
@@ -68,10 +71,14 @@ async def export_me(request: Request) -> Response:
 
 async def delete_me(request: Request) -> Response:
     """Delete the caller's data everywhere; live sockets on their sessions, on every worker,
-    get ``session.ended {deleted}`` and 4004. 204, also when there was nothing to delete."""
+    get ``session.ended {deleted}`` and 4004. 204, also when there was nothing to delete;
+    503 when a worker did not confirm in time (repeat the request)."""
     principal = await authenticate(request)
     resources: Resources = request.app.state.resources
-    await erase_account(resources.pool, resources.sessions.eraser, principal.user_id)
+    try:
+        await erase_account(resources.pool, resources.sessions.eraser, principal.user_id)
+    except EraseIncomplete as exc:
+        return error_response(503, ErrorCode.INTERNAL, exc.message)
     return Response(status_code=204)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -34,9 +35,18 @@ from protocol.messages import (
     SessionStarted,
     Watch,
 )
+from server.auth import mint_dev_token
 from server.config import Settings
 from tests.interview_support import assert_gap_free, events, read_until
-from tests.support import RunningServer, running_server
+from tests.support import (
+    TEST_SECRET,
+    RunningServer,
+    Services,
+    running_server,
+    serve_env,
+    serving,
+    wait_ready,
+)
 
 SECRET = "rc-test-secret"
 SESSION_TABLES = (
@@ -349,3 +359,61 @@ async def test_delete_reaches_a_socket_on_another_worker(fast: Settings) -> None
         await leftovers(fast.database_url, fast.redis_url, fast.redis_prefix, user, [session_id])
         == []
     )
+
+
+async def test_a_worker_that_does_not_confirm_blocks_the_deletion(server: RunningServer) -> None:
+    """A subscriber on the erase channel that never answers stands for a hung worker: the
+    DELETE answers 503 and deletes nothing; once it is gone, the repeat succeeds."""
+    user = f"dave-{uuid.uuid4().hex[:6]}"
+    resources = server.app.state.resources  # type: ignore[attr-defined]
+    resources.sessions.eraser.timeout_s = 0.5
+    assert server.settings.redis_url
+    silent = aioredis.from_url(server.settings.redis_url).pubsub()
+    async with (
+        open_client(server.ws_url(), token=server.token(user)) as c,
+        httpx.AsyncClient(base_url=server.http_url) as http,
+    ):
+        session_id, _ = await start(c)
+        await silent.subscribe(resources.sessions.eraser.channel)
+        try:
+            refused = await http.delete("/v1/me", headers=bearer(server, user))
+        finally:
+            await silent.aclose()  # type: ignore[no-untyped-call]
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "internal"
+        assert [s["id"] for s in (await export(http, server, user))["sessions"]] == [session_id]
+
+        assert (await http.delete("/v1/me", headers=bearer(server, user))).status_code == 204
+        await ended_then_closed(c)
+        assert (await export(http, server, user))["sessions"] == []
+
+
+async def test_delete_across_the_workers_of_mentara_serve(
+    services: Services, tmp_path: Path
+) -> None:
+    """``mentara serve --workers 2``: six sockets on one session spread over both worker
+    processes (the kernel picks), and the DELETE lands on either; all end and close 4004."""
+    env = serve_env(
+        services, tmp_path, f"er{uuid.uuid4().hex[:8]}:", MENTARA_OFFLINE_TOKENS_PER_S="200"
+    )
+    user = f"erin-{uuid.uuid4().hex[:6]}"
+    token = mint_dev_token(TEST_SECRET, user)
+    with serving("--workers", "2", env=env) as (_proc, port):
+        assert (await wait_ready(port)).status_code == 200
+        url = f"ws://127.0.0.1:{port}/v1/interview"
+        clients = [await InterviewClient.connect(url, token=token) for _ in range(6)]
+        try:
+            session_id, _ = await start(clients[0])
+            for other in clients[1:]:
+                await other.send(SessionResume(session_id=session_id, last_seq=0))
+                assert isinstance(await other.recv(), Resumed)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                headers = {"Authorization": f"Bearer {token}"}
+                assert (await http.delete("/v1/me", headers=headers)).status_code == 204
+                ends = [(await ended_then_closed(c))[0] for c in clients]
+                assert len({e.seq for e in ends}) == 1
+                exported = await http.get("/v1/me/export", headers=headers)
+                assert exported.json()["sessions"] == []
+        finally:
+            for c in clients:
+                await c.close()
