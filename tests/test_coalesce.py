@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.interviewer.coalesce import Coalescer
+from server.interviewer.coalesce import Coalescer, ticker_for
 from server.interviewer.provider import StreamItem, TextDelta, TurnFinished
 
 
@@ -57,3 +57,42 @@ async def test_an_error_comes_after_the_text_before_it() -> None:
         async for text in coalescer.deltas():
             out.append(text)
     assert "".join(out) == "".join(tokens[:10])
+
+
+async def test_one_ticker_ends_every_sessions_window_at_once() -> None:
+    """Windows are the process's: two coalescers' windows end on the same tick, on a
+    boundary of the window (so their appends share one Redis pipeline)."""
+    loop = asyncio.get_running_loop()
+    window = 0.05
+    ticker = ticker_for(loop, window)
+    assert ticker_for(loop, window) is ticker
+    ends: list[tuple[int, float]] = []
+    await ticker.next_tick()  # start just after a boundary, so both waits fall in one window
+    first = ticker.next_tick()
+    await asyncio.sleep(0.013)
+    second = ticker.next_tick()
+    for future in (first, second):
+        future.add_done_callback(lambda _: ends.append((ticker.ticks, loop.time())))
+    ticks = ticker.ticks
+    await asyncio.gather(first, second)
+    assert ticker.ticks == ticks + 1
+    assert ends[0][0] == ends[1][0] == ticks + 1
+    phase = ends[0][1] % window
+    assert min(phase, window - phase) < 0.01
+
+    async def tokens(n: int) -> AsyncIterator[StreamItem]:
+        for _ in range(n):
+            await asyncio.sleep(0.004)
+            yield TextDelta("x")
+
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+
+    async def read(name: str) -> None:
+        coalescer = Coalescer(tokens(30), window_s=window, stop=asyncio.Event())
+        async for _ in coalescer.deltas():
+            seen[name].append(ticker.ticks)
+
+    await asyncio.gather(read("a"), read("b"))
+    # Every window but the last (which ends with the stream) closes on the shared tick.
+    assert seen["a"][:-1] == seen["b"][:-1]
+    assert len(seen["a"]) >= 2

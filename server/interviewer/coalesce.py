@@ -1,13 +1,19 @@
 """Token coalescing: many small model deltas become fewer ``interviewer.delta`` events.
 
 :meth:`Coalescer.deltas` reads a provider stream through a pump task and yields the text
-gathered during each ``window_s`` (Ably rolls up at 40 ms; a person reads no faster). The
+gathered during each window (Ably rolls up at 40 ms; a person reads no faster). The
 concatenation of what it yields is exactly the text the provider produced up to the point
 where the stream ended, failed or was stopped, minus whatever was still gathering when
 ``stop`` was set (that text was never delivered, so it is not part of the turn).
 
+Windows are the process's, not the session's: a :class:`WindowTicker` ends every window of
+every session at once, on the boundaries of ``window_s`` (so text waits at most ``window_s``,
+about half of it on average). All sessions' deltas of one window are then appended in the
+same turn of the event loop: one Redis pipeline and one Postgres batch carry them together,
+and one timer serves every speaking session instead of one timer per session per window.
+
 Cost: the pump appends each token to a buffer; the consumer wakes once per window (not once
-per token), so a turn costs one timer per 30 ms however fast the model streams.
+per token).
 
 Bounds: the buffer holds at most one window of text, plus ``max_buffered`` characters; past
 that the pump waits for the consumer (back-pressure on the model stream).
@@ -24,6 +30,51 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from server.interviewer.provider import StreamItem, TextDelta, TurnFinished
+
+
+class WindowTicker:
+    """One timer that ends the coalescing windows of every session of the process.
+
+    Contract: a future from :meth:`next_tick` resolves at the next multiple of ``window_s``
+    of the loop's clock (within the loop's timer resolution). The timer runs only while
+    someone waits.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, window_s: float) -> None:
+        self.loop = loop
+        self.window_s = window_s
+        self._waiters: list[asyncio.Future[None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self.ticks = 0
+
+    def next_tick(self) -> asyncio.Future[None]:
+        future = self.loop.create_future()
+        self._waiters.append(future)
+        if self._timer is None:
+            window = self.window_s
+            boundary = (self.loop.time() // window + 1) * window
+            self._timer = self.loop.call_at(boundary, self._tick)
+        return future
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.ticks += 1
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+
+_tickers: dict[tuple[int, float], WindowTicker] = {}
+
+
+def ticker_for(loop: asyncio.AbstractEventLoop, window_s: float) -> WindowTicker:
+    """The process's ticker for this loop and window (one per server in practice)."""
+    key = (id(loop), window_s)
+    ticker = _tickers.get(key)
+    if ticker is None or ticker.loop is not loop:
+        ticker = _tickers[key] = WindowTicker(loop, window_s)
+    return ticker
 
 
 class Coalescer:
@@ -51,24 +102,26 @@ class Coalescer:
         self._drained = asyncio.Event()  # set when the consumer took the buffer
         self._drained.set()
 
-    def _wake(self, *_: object) -> None:
+    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _sleep(self, timeout: float | None, *, wake_on_text: bool) -> None:
-        """Sleep until woken (see ``_waiter``) or ``timeout`` seconds pass."""
+    async def _sleep(self, *, until_tick: bool) -> None:
+        """Sleep until woken (see ``_waiter``), or until the window's end (``until_tick``)."""
         loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
-        self._wake_on_text = wake_on_text
-        timer = loop.call_later(timeout, self._wake) if timeout is not None else None
+        if until_tick:
+            # The ticker's future is this sleep's own: a stop resolves it early, and a tick
+            # cannot reach a later sleep.
+            self._waiter = ticker_for(loop, self.window_s).next_tick()
+        else:
+            self._waiter = loop.create_future()
+            self._wake_on_text = True
         try:
             await self._waiter
         finally:
             self._waiter = None
             self._wake_on_text = False
-            if timer is not None:
-                timer.cancel()
 
     async def _pump(self) -> None:
         try:
@@ -109,10 +162,10 @@ class Coalescer:
             while not self.stop.is_set():
                 # Wait for the first text of a window, then let the window fill.
                 if not self._parts and not self._ended:
-                    await self._sleep(None, wake_on_text=True)
+                    await self._sleep(until_tick=False)
                     continue
                 if not self._ended:
-                    await self._sleep(self.window_s, wake_on_text=False)
+                    await self._sleep(until_tick=True)
                 if self.stop.is_set():
                     break  # the gathered text was never delivered: drop it
                 ended = self._ended
