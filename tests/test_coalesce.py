@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from server.interviewer.coalesce import Coalescer, ticker_for
-from server.interviewer.provider import StreamItem, TextDelta, TurnFinished
+from server.interviewer.offline_provider import OfflineProvider, tokenize
+from server.interviewer.provider import (
+    StreamItem,
+    TextDelta,
+    TurnFinished,
+    TurnIntent,
+    TurnRequest,
+)
 
 
 async def stream(
@@ -96,3 +103,51 @@ async def test_one_ticker_ends_every_sessions_window_at_once() -> None:
     # Every window but the last (which ends with the stream) closes on the shared tick.
     assert seen["a"][:-1] == seen["b"][:-1]
     assert len(seen["a"]) >= 2
+
+
+def test_ticks_come_once_per_window() -> None:
+    """A wait begun by a tick's own callbacks is for the next boundary, even when the loop's
+    timer fired a little early (uvloop's, the server's loop, rounds to milliseconds): windows
+    never shrink to nothing."""
+    import uvloop
+
+    async def run() -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        window = 0.02
+        ticker = ticker_for(loop, window)
+        await ticker.next_tick()
+        start, ticks = loop.time(), ticker.ticks
+        for _ in range(20):
+            await ticker.next_tick()
+        return ticker.ticks - ticks, loop.time() - start
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        ticks, elapsed = runner.run(run())
+    assert ticks == 20
+    assert elapsed >= 19.5 * 0.02
+
+
+async def test_the_ticked_offline_provider_speaks_the_same_words_at_the_same_rate() -> None:
+    """On the process's ticks the offline provider yields the tokens due by then in one
+    piece: the same text as token by token, at the configured rate on average."""
+    script = " ".join(f"word{i}" for i in range(60)) + "."
+    request = TurnRequest(
+        session_id="s",
+        intent=TurnIntent.INTRO,
+        system="",
+        question_context="",
+        messages=(),
+        max_tokens=1000,
+        script=script,
+    )
+    loop = asyncio.get_running_loop()
+    pieces: list[tuple[float, str]] = []
+    started = loop.time()
+    async for item in OfflineProvider(tokens_per_s=200, tick_s=0.02).stream_turn(request):
+        if isinstance(item, TextDelta):
+            pieces.append((loop.time() - started, item.text))
+    assert "".join(text for _, text in pieces) == script
+    tokens = len(tokenize(script))
+    elapsed = pieces[-1][0]
+    assert (tokens - 1) / 200 - 0.025 <= elapsed <= (tokens - 1) / 200 + 0.25
+    assert len(pieces) < tokens  # several tokens per tick

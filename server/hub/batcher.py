@@ -6,6 +6,11 @@ Redis error it raised, for this call alone); calls are sent in the order they we
 connection error fails every call of that pipeline (callers retry). Scripts flushed by a
 Redis restart (``NOSCRIPT``) are loaded again and the affected calls re-sent once. At most
 ``max_batch`` calls go in one pipeline; the rest follow in the next.
+
+The pipeline is written by hand: every ``EVALSHA`` is packed here straight into one RESP
+buffer and the replies are read off one of redis-py's pooled connections (its parser, hiredis
+when installed). redis-py's ``Pipeline`` costs about 30 µs of Python per command (argument
+encoding, per-command bookkeeping), which on the owner is paid once per event.
 """
 
 from __future__ import annotations
@@ -84,9 +89,51 @@ class ScriptBatcher:
     async def _pipeline(
         self, batch: list[tuple[list[Any], list[Any], asyncio.Future[Any]]]
     ) -> list[Any]:
+        """Send every call of ``batch`` in one write; return each reply or error, in order."""
         sha = self._sha
         assert sha is not None
-        pipe = self.redis.pipeline(transaction=False)
-        for keys, args, _ in batch:
-            pipe.evalsha(sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
+        head = b"EVALSHA"
+        sha_bytes = sha.encode() if isinstance(sha, str) else sha
+        packed = b"".join(
+            pack_command((head, sha_bytes, len(keys), *keys, *args)) for keys, args, _ in batch
+        )
+        pool = self.redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_packed_command(packed, check_health=False)
+            results: list[Any] = []
+            for _ in batch:
+                try:
+                    results.append(await connection.read_response())
+                except redis_errors.ResponseError as exc:  # this call's error; read on
+                    results.append(exc)
+            return results
+        except BaseException:
+            # The replies still unread would be taken for the next command's: drop it.
+            await connection.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(connection)
+
+
+def _arg(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, float):
+        return repr(value).encode()
+    raise TypeError(f"cannot send {type(value).__name__} to Redis")
+
+
+def pack_command(args: tuple[Any, ...]) -> bytes:
+    """One command as a RESP array of bulk strings (str as UTF-8, numbers in decimal)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for value in args:
+        data = _arg(value)
+        parts.append(b"$%d\r\n" % len(data))
+        parts.append(data)
+        parts.append(b"\r\n")
+    return b"".join(parts)

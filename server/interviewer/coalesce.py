@@ -45,19 +45,25 @@ class WindowTicker:
         self.window_s = window_s
         self._waiters: list[asyncio.Future[None]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._index = 0  # the boundary the timer is set for, in windows since the clock's 0
+        self._last_index = 0  # the boundary last served
         self.ticks = 0
 
     def next_tick(self) -> asyncio.Future[None]:
         future = self.loop.create_future()
         self._waiters.append(future)
         if self._timer is None:
-            window = self.window_s
-            boundary = (self.loop.time() // window + 1) * window
-            self._timer = self.loop.call_at(boundary, self._tick)
+            # Boundaries are counted in whole windows (no float drift between them). The
+            # loop's timers may fire up to a millisecond early: a wait begun by the tick
+            # itself is for the next boundary, not the one just served.
+            index = max(int(self.loop.time() // self.window_s) + 1, self._last_index + 1)
+            self._index = index
+            self._timer = self.loop.call_at(index * self.window_s, self._tick)
         return future
 
     def _tick(self) -> None:
         self._timer = None
+        self._last_index = self._index
         self.ticks += 1
         waiters, self._waiters = self._waiters, []
         for future in waiters:

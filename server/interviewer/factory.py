@@ -20,7 +20,9 @@ def make_provider(settings: Settings) -> LLMProvider:
             stall_timeout_s=settings.llm_stall_timeout_s,
             backoff_base_s=settings.llm_backoff_s,
         )
-    return OfflineProvider(tokens_per_s=settings.offline_tokens_per_s)
+    return OfflineProvider(
+        tokens_per_s=settings.offline_tokens_per_s, tick_s=settings.coalesce_ms / 1000
+    )
 
 
 def describe_provider(settings: Settings) -> str:

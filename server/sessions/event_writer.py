@@ -4,8 +4,10 @@ Contract:
 - :meth:`EventWriter.submit` queues records and returns a future that resolves once they are
   committed. Client input is acked only after its future resolves; interviewer deltas do not
   wait (write-behind).
-- Records are written in submission order, in batches of at most ``max_batch`` records,
-  flushed at least every ``max_delay_s``.
+- Records are written in submission order, in batches of at most ``max_batch`` records.
+  A batch waits at most ``max_delay_s`` once it holds a record submitted as urgent (the
+  default: someone may be waiting to ack it), else at most ``lazy_delay_s`` (deltas nobody
+  waits for: bigger batches, fewer commits).
 - A failed flush (Postgres restarting, say) is retried with capped exponential backoff until
   it succeeds or the writer is closed; nothing submitted is dropped, and the futures wait.
 - The queue is bounded (``max_pending`` records): ``submit`` waits for room, so a Postgres
@@ -70,17 +72,22 @@ class EventWriter:
         *,
         max_batch: int = 500,
         max_delay_s: float = 0.01,
+        lazy_delay_s: float = 0.05,
         max_pending: int = 50_000,
         retry_max_s: float = 2.0,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
+        self.lazy_delay_s = lazy_delay_s
         self.max_pending = max_pending
         self.retry_max_s = retry_max_s
-        self._queue: deque[tuple[Records, asyncio.Future[None]]] = deque()
+        self._queue: deque[tuple[Records, asyncio.Future[None], bool]] = deque()
         self._pending = 0
         self._wakeup = asyncio.Event()
+        self._urgent = False  # an urgent record is queued
+        self._gather: asyncio.Future[None] | None = None  # the batch's wait, while it gathers
+        self._gather_deadline = 0.0
         self._room = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -90,17 +97,42 @@ class EventWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-writer")
 
-    async def submit(self, records: Records) -> asyncio.Future[None]:
-        """Queue ``records``; the returned future resolves once they are committed."""
+    async def submit(self, records: Records, *, urgent: bool = True) -> asyncio.Future[None]:
+        """Queue ``records``; the returned future resolves once they are committed. Not
+        ``urgent``: nobody waits for the commit soon, so the batch may gather longer."""
         size = max(1, records.size())
         if self._pending + size > self.max_pending:
             async with self._room:
                 await self._room.wait_for(lambda: self._pending + size <= self.max_pending)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((records, future))
+        self._queue.append((records, future, urgent))
         self._pending += size
+        if urgent and not self._urgent:
+            self._urgent = True
+            self._hurry()
         self._wakeup.set()
         return future
+
+    def _hurry(self) -> None:
+        """An urgent record arrived while the batch gathers: end the wait by ``max_delay_s``."""
+        gather = self._gather
+        if gather is None or gather.done():
+            return
+        loop = asyncio.get_running_loop()
+        if self._gather_deadline > loop.time() + self.max_delay_s:
+            loop.call_later(self.max_delay_s, _resolve, gather)
+
+    async def _gather_batch(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self.max_delay_s if self._urgent else self.lazy_delay_s
+        self._gather = gather = loop.create_future()
+        self._gather_deadline = loop.time() + delay
+        timer = loop.call_later(delay, _resolve, gather)
+        try:
+            await gather
+        finally:
+            timer.cancel()
+            self._gather = None
 
     async def _run(self) -> None:
         while not (self._closing and not self._queue):
@@ -109,12 +141,12 @@ class EventWriter:
                 await self._wakeup.wait()
                 continue
             if len(self._queue) < self.max_batch and not self._closing:
-                await asyncio.sleep(self.max_delay_s)  # let a batch gather
+                await self._gather_batch()
             taken: list[tuple[Records, asyncio.Future[None]]] = []
             batch = WriteBatch()
             count = 0
             while self._queue and count < self.max_batch:
-                records, future = self._queue.popleft()
+                records, future, _ = self._queue.popleft()
                 taken.append((records, future))
                 batch.events.extend(records.events)
                 batch.inputs.extend(records.inputs)
@@ -122,6 +154,7 @@ class EventWriter:
                 batch.snapshots.extend(records.snapshots)
                 batch.endings.extend(records.endings)
                 count += max(1, records.size())
+            self._urgent = any(urgent for _, _, urgent in self._queue)
             error = await self._write_until_done(batch)
             self._pending -= count
             for _, future in taken:
@@ -159,12 +192,19 @@ class EventWriter:
             return
         self._closing = True
         self._wakeup.set()
+        if self._gather is not None:
+            _resolve(self._gather)
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:
             log.error("event writer closed with %d records unwritten", self._pending)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def retry_while_unreachable(

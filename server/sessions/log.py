@@ -6,7 +6,8 @@ Contract of :meth:`SessionLog.append`:
   publishes it; a stale owner gets :class:`LeaseLost` and nothing is appended;
 - the event is then delivered to this worker's own sockets (through the session's channel)
   and queued for Postgres with its side records; ``LoggedEvent.durable`` resolves once
-  Postgres has it;
+  Postgres has it (for ``interviewer.delta`` and ``score.delta``, which nobody acks, the
+  write may wait for a bigger batch: up to the writer's ``lazy_delay_s``);
 - appends of one session are serialised, so seqs are assigned and delivered in order;
 - while Redis is unreachable the append is retried with backoff (for up to
   ``redis_retry_s``), so a Redis restart pauses a session instead of breaking it. If Redis
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("mentara.log")
 
 _SEQ_TS_PLACEHOLDER = b'"seq":0,"ts":0,'
+#: Event types whose commit nobody awaits (EventWriter ``urgent=False``).
+_LAZY_TYPES = frozenset({"interviewer.delta", "score.delta"})
 
 
 class LeaseLost(Exception):
@@ -141,7 +144,9 @@ class SessionLog:
                 observe(logged)
             extra = records or Records()
             extra.events = ((self.session_id, seq, logged.type, ts, wire.decode()),)
-            logged.durable = await self.writer.submit(extra)
+            # Nobody waits for a delta's commit: it may ride in a later, bigger batch.
+            lazy = logged.type in _LAZY_TYPES
+            logged.durable = await self.writer.submit(extra, urgent=not lazy)
             return logged
 
     async def _append_in_redis(self, ts: int, body: bytes) -> int:

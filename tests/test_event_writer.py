@@ -1,0 +1,82 @@
+"""The Postgres write-behind (server/sessions/event_writer.py), on a real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.db import create_pool
+from server.sessions.event_writer import EventWriter, Records
+from server.sessions.store import SessionStore
+from tests.support import Services
+
+
+@pytest.fixture
+async def store(services: Services) -> AsyncIterator[SessionStore]:
+    pool = await create_pool(services.database_url, max_size=2)
+    try:
+        yield SessionStore(pool)
+    finally:
+        await pool.close()
+
+
+async def new_session(store: SessionStore) -> str:
+    session_id = uuid.uuid4().hex
+    await store.create_session(
+        session_id=session_id,
+        user_id="u",
+        track="coding",
+        language="python",
+        question_id="two-sum",
+        start_input_id=session_id,
+        deadline_ts=0,
+    )
+    return session_id
+
+
+def event(session_id: str, seq: int) -> Records:
+    body = json.dumps(
+        {"seq": seq, "ts": 1, "type": "interviewer.delta", "turn_id": "t", "text": "x"}
+    )
+    return Records(events=((session_id, seq, "interviewer.delta", 1, body),))
+
+
+async def test_lazy_records_gather_and_an_urgent_one_is_written_within_max_delay(
+    store: SessionStore,
+) -> None:
+    session_id = await new_session(store)
+    writer = EventWriter(store, max_delay_s=0.02, lazy_delay_s=0.6)
+    writer.start()
+    loop = asyncio.get_running_loop()
+    try:
+        lazy = [await writer.submit(event(session_id, seq), urgent=False) for seq in (1, 2)]
+        await asyncio.sleep(0.2)
+        assert not any(f.done() for f in lazy)  # still gathering: nobody waits for them
+        started = loop.time()
+        urgent = await writer.submit(event(session_id, 3))
+        await asyncio.wait_for(urgent, 0.5)
+        assert loop.time() - started < 0.3
+        assert all(f.done() for f in lazy)  # the urgent record took the lazy ones along
+        assert writer.flushes == 1
+        seqs = [e.seq for e in await store.events_after(session_id, 0)]
+        assert seqs == [1, 2, 3]
+
+        lone = await writer.submit(event(session_id, 4), urgent=False)
+        await asyncio.wait_for(lone, 2.0)  # written by the lazy deadline all the same
+    finally:
+        await writer.close()
+
+
+async def test_close_writes_what_is_gathering(store: SessionStore) -> None:
+    session_id = await new_session(store)
+    writer = EventWriter(store, lazy_delay_s=30)
+    writer.start()
+    pending = await writer.submit(event(session_id, 1), urgent=False)
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(writer.close(), 5)
+    assert pending.done() and pending.exception() is None
+    assert [e.seq for e in await store.events_after(session_id, 0)] == [1]
