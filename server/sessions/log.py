@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -74,6 +75,49 @@ class LoggedEvent:
         return logged
 
 
+class SerialLock:
+    """A FIFO async lock whose uncontended acquire is a flag flip.
+
+    ``asyncio.Lock`` scans its waiters on every acquire once it has ever been contended; the
+    append path takes this lock once per event. Contract: one holder at a time, waiters served
+    in arrival order, ownership handed straight to the next waiter on release, and a waiter
+    cancelled while the lock is handed to it passes it on.
+    """
+
+    __slots__ = ("_busy", "_waiters")
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def locked(self) -> bool:
+        return self._busy
+
+    async def __aenter__(self) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # it was handed to us as we were cancelled: pass it on
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._busy = False
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -112,7 +156,7 @@ class SessionLog:
         self.ttl_ms = ttl_ms
         self.redis_retry_s = redis_retry_s
         self.lost = False
-        self._lock = asyncio.Lock()
+        self._lock = SerialLock()
         #: Called with every appended event, in seq order; must not block (live scoring).
         self.observers: list[Callable[[LoggedEvent], None]] = []
 
