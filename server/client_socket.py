@@ -21,10 +21,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import itertools
 import logging
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 import msgspec
@@ -51,6 +54,7 @@ from server.send_queue import Payload, SendQueue, SendQueueFull
 from server.ws_transport import MentaraWebSocketProtocol, close_now, transport_of
 
 log = logging.getLogger("mentara.socket")
+_NO_CLAIMS: Mapping[str, object] = MappingProxyType({})
 _socket_ids = itertools.count(1)
 
 
@@ -288,7 +292,13 @@ class ClientSocket:
         return frame.token, ref
 
     def _set_principal(self, principal: Principal) -> None:
-        self.principal = principal
+        # A socket keeps who it is, not the token's claims (memory per idle socket, and
+        # personal data), nor the upgrade request's headers (read once, to authenticate).
+        self.principal = dataclasses.replace(principal, claims=_NO_CLAIMS)
+        headers = self.ws.scope.get("headers")
+        if isinstance(headers, list):
+            headers.clear()
+        self.ws.__dict__.pop("_headers", None)
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None

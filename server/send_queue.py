@@ -4,6 +4,10 @@ Overflow policy (ARCHITECTURE.md invariant 5): :meth:`SendQueue.put` never waits
 frames waiting for this socket would exceed ``max_bytes``, it raises :class:`SendQueueFull`,
 and the owner closes the socket with 4003 (slow consumer: reconnect and resume). A slow socket
 therefore costs the session nothing but the bytes already queued for it.
+
+Memory: most sockets are idle and most frames are written without queueing (see
+``ClientSocket.send_encoded``), so the queue allocates nothing until used: its deque and the
+futures its waiters sleep on are created on demand (an idle socket pays a few pointers).
 """
 
 from __future__ import annotations
@@ -18,40 +22,51 @@ class SendQueueFull(Exception):
     """The socket fell too far behind; close it with 4003."""
 
 
+def _wake(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
 class SendQueue:
-    __slots__ = ("_frames", "_ready", "_room", "closed", "max_bytes", "nbytes")
+    __slots__ = ("_frames", "_getter", "_room_waiters", "closed", "max_bytes", "nbytes")
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.nbytes = 0
         self.closed = False
-        self._frames: deque[Payload] = deque()
-        self._ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        self._frames: deque[Payload] | None = None
+        self._getter: asyncio.Future[None] | None = None  # the reader waiting for a frame
+        self._room_waiters: list[asyncio.Future[None]] | None = None
 
     def put(self, payload: Payload) -> None:
         """Queue a frame; raise SendQueueFull rather than grow past ``max_bytes``."""
         if self.closed:
             return
         size = len(payload)
-        if self.nbytes + size > self.max_bytes and self._frames:
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = deque()
+        if self.nbytes + size > self.max_bytes and frames:
             raise SendQueueFull(f"{self.nbytes + size} bytes queued, limit {self.max_bytes}")
-        self._frames.append(payload)
+        frames.append(payload)
         self.nbytes += size
-        self._ready.set()
+        _wake(self._getter)
 
     async def get(self) -> Payload | None:
         """The next frame, waiting for one; None once the queue is closed and drained."""
         while not self._frames:
             if self.closed:
                 return None
-            self._ready.clear()
-            await self._ready.wait()
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
         payload = self._frames.popleft()
         self.nbytes -= len(payload)
-        if self.nbytes <= self.max_bytes // 2:
-            self._room.set()
+        self._made_room()
+        if not self._frames:
+            self._frames = None  # most sockets queue rarely: keep no empty deque
         return payload
 
     async def get_batch(self, limit: int = 64) -> list[Payload]:
@@ -61,26 +76,39 @@ class SendQueue:
         if first is None:
             return []
         batch = [first]
-        while self._frames and len(batch) < limit:
-            payload = self._frames.popleft()
+        frames = self._frames
+        while frames and len(batch) < limit:
+            payload = frames.popleft()
             self.nbytes -= len(payload)
             batch.append(payload)
-        if self.nbytes <= self.max_bytes // 2:
-            self._room.set()
+        self._made_room()
+        if not frames:
+            self._frames = None
         return batch
+
+    def _made_room(self) -> None:
+        if self._room_waiters and self.nbytes <= self.max_bytes // 2:
+            waiters, self._room_waiters = self._room_waiters, None
+            for waiter in waiters:
+                _wake(waiter)
 
     async def wait_for_room(self, size: int) -> None:
         """Wait until ``size`` more bytes fit (for paced senders such as a replay, which must
         not trip the overflow policy meant for live events)."""
         while self._frames and self.nbytes + size > self.max_bytes // 2 and not self.closed:
-            self._room.clear()
-            await self._room.wait()
+            waiter = asyncio.get_running_loop().create_future()
+            if self._room_waiters is None:
+                self._room_waiters = []
+            self._room_waiters.append(waiter)
+            await waiter
 
     def close(self) -> None:
         """No more frames will be queued; ``get`` drains what is there, then returns None."""
         self.closed = True
-        self._ready.set()
-        self._room.set()
+        _wake(self._getter)
+        waiters, self._room_waiters = self._room_waiters or [], None
+        for waiter in waiters:
+            _wake(waiter)
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) if self._frames else 0

@@ -121,6 +121,17 @@ class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
         # Lets the app reach its transport (``close_now``): ASGI middleware wraps ``send``.
         self.scope[TRANSPORT_SCOPE_KEY] = self  # type: ignore[literal-required]
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The upgrade request and response (their headers) are not needed once the
+            # handshake is done: about 3 KiB per idle socket. The headers are emptied, not
+            # just dropped: websockets' suspended parser still refers to the request.
+            for message_headers in (self.request.headers, self.response.headers):
+                message_headers.clear()
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
+
     # Keepalive: replace the per-socket timers with the shared heartbeat.
     def start_keepalive(self) -> None:
         if self.ping_interval is not None and self.ping_interval > 0:
