@@ -449,12 +449,6 @@ class CodeRunner:
         read_fd, write_fd = os.pipe()
         config["result_fd"] = write_fd
         try:
-            results_file = os.fdopen(read_fd, "rb", buffering=0)
-        except BaseException:
-            os.close(read_fd)
-            os.close(write_fd)
-            raise
-        try:
             transport, protocol = await loop.subprocess_exec(
                 lambda: _ExitAwareProtocol(loop),
                 *_harness_command(config),
@@ -467,7 +461,7 @@ class CodeRunner:
                 start_new_session=True,
             )
         except BaseException:
-            results_file.close()
+            os.close(read_fd)
             raise
         finally:
             os.close(write_fd)
@@ -508,13 +502,17 @@ class CodeRunner:
                     return
                 output.results += chunk
 
-        results_transport: asyncio.BaseTransport | None = None
         tasks: list[asyncio.Task[None]] = []
         timed_out = False
+        watching = False
         try:
-            results_transport, _ = await loop.connect_read_pipe(
-                lambda: asyncio.StreamReaderProtocol(results), results_file
-            )
+            # The results pipe is read with add_reader on its raw fd, which this function
+            # alone owns and closes once. (uvloop's connect_read_pipe closes the fd through
+            # libuv and again through the file object: a double close that can close another
+            # thread's descriptor, MagicStack/uvloop#763.)
+            os.set_blocking(read_fd, False)
+            loop.add_reader(read_fd, _read_into, read_fd, results, loop)
+            watching = True
             tasks = [
                 asyncio.create_task(feed()),
                 asyncio.create_task(pump_stdout()),
@@ -540,13 +538,28 @@ class CodeRunner:
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-            if results_transport is not None:
-                results_transport.close()
-            else:
-                results_file.close()
+            if watching:
+                loop.remove_reader(read_fd)
+            os.close(read_fd)
             transport.close()
         killed = timed_out or output.output_exceeded or output.results_exceeded
         return output, None if killed else transport.get_returncode(), timed_out
+
+
+def _read_into(fd: int, reader: asyncio.StreamReader, loop: asyncio.AbstractEventLoop) -> None:
+    """``add_reader`` callback: what the pipe holds now into ``reader``; EOF (or a read
+    error) ends the reader and the watch. The fd stays open: its owner closes it."""
+    try:
+        chunk = os.read(fd, 65536)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError:
+        chunk = b""
+    if chunk:
+        reader.feed_data(chunk)
+    else:
+        loop.remove_reader(fd)
+        reader.feed_eof()
 
 
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
+import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -555,3 +559,49 @@ async def test_invalid_calls_raise() -> None:
 )
 def test_values_match(expected: object, got: object, compare: CompareMode, matches: bool) -> None:
     assert values_match(expected, got, compare) is matches
+
+
+_UVLOOP_RUNS = """
+import asyncio, uvloop
+from scoring.code_runner import CodeRunner, RunLimits
+from scoring.question_bank import load_question_bank
+
+async def main():
+    q = load_question_bank().get("two-sum")
+    runner = CodeRunner(max_concurrent=2)
+    code = "def two_sum(nums, target):\\n    return [0, 1]\\n"
+    for _ in range(3):
+        await asyncio.gather(*(
+            runner.run_tests(code, q.function_name, q.visible_tests, language="python",
+                             compare=q.compare, tolerance=q.tolerance, limits=RunLimits())
+            for _ in range(2)
+        ))
+    print("ran")
+
+uvloop.run(main())
+"""
+
+
+def test_code_runs_under_uvloop_close_each_descriptor_once(tmp_path: Path) -> None:
+    """The server's loop is uvloop. A descriptor closed twice is a descriptor of some other
+    thread or connection closed once the number is reused (uvloop's connect_read_pipe did
+    this to the results pipe, MagicStack/uvloop#763): strace the runs and find no close()
+    answered EBADF."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt install strace)")
+    script = tmp_path / "runs.py"
+    script.write_text(_UVLOOP_RUNS)
+    trace = tmp_path / "close.trace"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=close", "-o", str(trace), sys.executable, str(script)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "ran" in done.stdout, done.stderr[-2000:]
+    double_closes = [line for line in trace.read_text().splitlines() if "EBADF" in line]
+    assert double_closes == []
