@@ -123,6 +123,39 @@ async def test_repeated_ids_are_applied_once(fast_server: RunningServer) -> None
         assert end.seq == replay[-1].seq
 
 
+async def test_an_input_whose_socket_drops_mid_apply_is_applied_once(
+    fast_server: RunningServer,
+) -> None:
+    """The candidate sends a message and its socket goes at once (a phone losing its
+    network); it resumes on a new socket and sends the same input again, as the protocol
+    says to for an input it has no ack for. The first application must finish although its
+    socket is gone, and the repeat must be recognised: one candidate.said per input."""
+    server = fast_server
+    user = "dropper"
+    async with open_client(server.ws_url(), token=server.token(user)) as c:
+        started = await c.request(SessionStart(id="start-drop", track="coding"))
+        frames = await read_until(c, turn_ended(2))
+        session_id = next(e for e in events(frames) if isinstance(e, SessionStarted)).session_id
+    assert started.seq == 1
+    texts = [f"answer number {i}" for i in range(6)]
+    for i, text in enumerate(texts):
+        dropped = await open_client(server.ws_url(), token=server.token(user)).__aenter__()
+        await dropped.send(SessionResume(session_id=session_id, last_seq=0))
+        await dropped.send(CandidateMessage(id=f"drop-{i}", text=text))
+        await dropped.close()  # gone before its ack
+        async with open_client(server.ws_url(), token=server.token(user)) as again:
+            await again.send(SessionResume(session_id=session_id, last_seq=0))
+            got = await read_until(again, lambda f: isinstance(f, Resumed | Error))
+            assert isinstance(got[-1], Resumed)
+            await again.request(CandidateMessage(id=f"drop-{i}", text=text))
+    async with open_client(server.ws_url(), token=server.token(user)) as c:
+        await c.send(SessionResume(session_id=session_id, last_seq=0))
+        await c.request(SessionEnd(id="end-drop"))
+        frames = await read_until(c, lambda f: isinstance(f, SessionEnded))
+    said = [e.text for e in events(frames) if isinstance(e, CandidateSaid)]
+    assert [said.count(text) for text in texts] == [1] * len(texts)
+
+
 async def test_second_device_sees_the_same_events_and_others_cannot_attach(
     settings: Settings,
 ) -> None:

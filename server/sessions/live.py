@@ -104,6 +104,21 @@ class LiveSession:
         if len(self._inputs) > _INPUT_CACHE:
             self._inputs.popitem(last=False)
             self.inputs_complete = False
+        # The application runs in a task of its own: a caller that goes away (the socket
+        # dropped while its input was being applied) must not cancel it half-way, or the
+        # input's id would be forgotten although its event is in the log, and the client's
+        # re-sent input (after a resume) would be applied twice.
+        task = asyncio.create_task(self._apply_new(input_id, future, apply))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(future)
+
+    async def _apply_new(
+        self,
+        input_id: str,
+        future: asyncio.Future[int | None],
+        apply: Callable[[], Awaitable[LoggedEvent | None]],
+    ) -> None:
         try:
             seen, seq = False, None
             if not self.inputs_complete:
@@ -113,15 +128,18 @@ class LiveSession:
             if not seen:
                 seq = await _durable_seq(await apply())
         except BaseException as exc:
-            self._inputs.pop(input_id, None)
+            if self._inputs.get(input_id) is future:
+                del self._inputs[input_id]
             if not future.done():
                 future.set_exception(
                     exc if isinstance(exc, Exception) else RuntimeError("cancelled")
                 )
                 future.exception()  # retrieved: no "never retrieved" warning
-            raise
-        future.set_result(seq)
-        return seq
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if not future.done():
+            future.set_result(seq)
 
     def remember_inputs(self, applied: dict[str, int | None]) -> None:
         """Load the inputs Postgres says were applied (a take-over), so repeats are known."""
