@@ -15,7 +15,9 @@ Environment for ``test``:
                                            (default 127.0.0.1:5432 and 127.0.0.1:6379)
     MENTARA_SKIP_LINT=1                    skip ruff and mypy (CI runs them once, not per mode)
     MENTARA_CHROMIUM=/path/to/chromium     the browser the inspector's browser test drives
-                                           (default: chromium on PATH; .ci/run installs it)
+                                           (default: chromium on PATH; when there is none,
+                                           ``test`` installs Debian's package if it runs as
+                                           root where apt-get exists)
     MENTARA_SKIP_BROWSER_TESTS=1           skip that test instead of failing without a browser
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -69,6 +72,25 @@ def ensure_venv(with_dev: bool) -> None:
     STAMP.write_text(wanted + "\n")
 
 
+def ensure_browser(env: dict[str, str]) -> None:
+    """The inspector's browser test drives a system Chromium (Playwright cannot download its
+    own here). When none is on PATH, install Debian's package if this runs as root where
+    apt-get exists; otherwise (or if that fails) the test fails and says what to do."""
+    if env.get("MENTARA_SKIP_BROWSER_TESTS") == "1" or env.get("MENTARA_CHROMIUM"):
+        return
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("dev.py: no Chromium here; the browser test will say how to get one", flush=True)
+        return
+    print("dev.py: installing Debian's chromium for the browser test", flush=True)
+    apt_env = {**env, "DEBIAN_FRONTEND": "noninteractive"}
+    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        if subprocess.run(step, env=apt_env, stdout=subprocess.DEVNULL).returncode != 0:
+            print("dev.py: installing Chromium failed; the browser test will say so", flush=True)
+            return
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"serve", "test"}:
         print(__doc__)
@@ -87,6 +109,7 @@ def main(argv: list[str]) -> int:
             print("dev.py:", " ".join(str(s) for s in step[1:]), flush=True)
             if subprocess.run([str(s) for s in step], cwd=ROOT).returncode != 0:
                 return 1
+    ensure_browser(env)
     os.chdir(ROOT)
     # Temporary folders (the embedded Postgres and Redis among them) under the checkout: a
     # test run elsewhere on the machine can then never prune this run's folders under /tmp.
