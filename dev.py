@@ -72,22 +72,32 @@ def ensure_venv(with_dev: bool) -> None:
     STAMP.write_text(wanted + "\n")
 
 
-def ensure_browser(env: dict[str, str]) -> None:
-    """The inspector's browser test drives a system Chromium (Playwright cannot download its
-    own here). When none is on PATH, install Debian's package if this runs as root where
-    apt-get exists; otherwise (or if that fails) the test fails and says what to do."""
-    if env.get("MENTARA_SKIP_BROWSER_TESTS") == "1" or env.get("MENTARA_CHROMIUM"):
-        return
-    if shutil.which("chromium") or shutil.which("chromium-browser"):
+def ensure_test_tools(env: dict[str, str]) -> None:
+    """System tools two tests use: Chromium (the inspector's browser test; Playwright cannot
+    download its own browser here) and strace (the code runner's descriptor test). Those
+    missing are installed from Debian's packages when this runs as root where apt-get exists;
+    otherwise (or if that fails) the browser test fails saying what to do, and the strace
+    test is skipped."""
+    wanted = []
+    if not (
+        env.get("MENTARA_SKIP_BROWSER_TESTS") == "1"
+        or env.get("MENTARA_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    ):
+        wanted.append("chromium")
+    if not shutil.which("strace"):
+        wanted.append("strace")
+    if not wanted:
         return
     if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("dev.py: no Chromium here; the browser test will say how to get one", flush=True)
+        print(f"dev.py: not installed here: {', '.join(wanted)} (see the README)", flush=True)
         return
-    print("dev.py: installing Debian's chromium for the browser test", flush=True)
+    print(f"dev.py: installing Debian's {', '.join(wanted)} for the tests", flush=True)
     apt_env = {**env, "DEBIAN_FRONTEND": "noninteractive"}
-    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *wanted]):
         if subprocess.run(step, env=apt_env, stdout=subprocess.DEVNULL).returncode != 0:
-            print("dev.py: installing Chromium failed; the browser test will say so", flush=True)
+            print("dev.py: the install failed; the tests that need it will say so", flush=True)
             return
 
 
@@ -109,7 +119,7 @@ def main(argv: list[str]) -> int:
             print("dev.py:", " ".join(str(s) for s in step[1:]), flush=True)
             if subprocess.run([str(s) for s in step], cwd=ROOT).returncode != 0:
                 return 1
-    ensure_browser(env)
+    ensure_test_tools(env)
     os.chdir(ROOT)
     # Temporary folders (the embedded Postgres and Redis among them) under the checkout: a
     # test run elsewhere on the machine can then never prune this run's folders under /tmp.
