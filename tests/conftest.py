@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from server.config import Settings
 from server.embedded import start_embedded
@@ -56,3 +57,13 @@ def settings(services: Services, tmp_path: Path) -> Settings:
 async def server(settings: Settings) -> AsyncIterator[RunningServer]:
     async with running_server(settings) as running:
         yield running
+
+
+@pytest.fixture
+async def redis(services: Services) -> AsyncIterator[aioredis.Redis]:
+    """A client of the suite's Redis (tests use their own key prefixes)."""
+    client = aioredis.from_url(services.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,15 +18,6 @@ if ARGV[2] == 'fail' then return redis.error_reply('FENCED') end
 local n = redis.call('INCR', KEYS[1])
 return {n, ARGV[1]}
 """
-
-
-@pytest.fixture
-async def redis(services: Services) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(services.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def test_commands_are_packed_as_resp_arrays_of_bulk_strings() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -32,15 +31,6 @@ from server.sessions.log import LoggedEvent
 from server.sessions.store import SessionStore
 from tests.interview_support import read_until, turn_ended
 from tests.support import RunningServer, Services, running_server
-
-
-@pytest.fixture
-async def redis(services: Services) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(services.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def body(text: str) -> bytes:
