@@ -82,29 +82,20 @@ async def create_pool(database_url: str, *, max_size: int) -> asyncpg.Pool:
     finally:
         await conn.close()
     pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=max_size, reset=_rollback_if_open
+        database_url, min_size=1, max_size=max_size, reset=_no_session_state
     )
     assert pool is not None
     return pool
 
 
-async def _rollback_if_open(conn: asyncpg.Connection) -> None:
-    """The pool's reset of a released connection.
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """The pool's reset of a released connection: nothing beyond asyncpg's own.
 
     asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
     ALL`` on every release: one more round trip per write batch. This server's pool
     connections hold no session state (no ``SET``, ``LISTEN``, session advisory lock or
-    cursor outside a transaction; the migration lock is taken on a connection of its own), so
-    the only thing a release must undo is a transaction left open by a cancelled caller.
+    cursor outside a transaction; the migration lock is taken on a connection of its own).
+    With a custom reset, asyncpg still rolls back a transaction left open by a cancelled
+    caller before calling it, so that is all a release does.
     """
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
-
-
-async def migrate_url(database_url: str) -> list[str]:
-    """Connect, apply pending migrations, disconnect (``mentara migrate``)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await migrate(conn)
-    finally:
-        await conn.close()
+    return None
