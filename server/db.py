@@ -99,3 +99,12 @@ async def _no_session_state(conn: asyncpg.Connection) -> None:
     caller before calling it, so that is all a release does.
     """
     return None
+
+
+async def migrate_url(database_url: str) -> list[str]:
+    """Connect, apply pending migrations, disconnect (``mentara migrate``)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
