@@ -90,7 +90,8 @@ def create_app(settings: Settings) -> Starlette:
         pool = await create_pool(database_url, max_size=settings.db_pool_max)
         redis = aioredis.from_url(redis_url, health_check_interval=30)
         store = SessionStore(pool)
-        writer = EventWriter(store)
+        batch_s = settings.write_batch_ms / 1000
+        writer = EventWriter(store, max_delay_s=batch_s, lazy_delay_s=5 * batch_s)
         writer.start()
         provider = make_provider(settings)
         judge = summary_writer = None

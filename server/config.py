@@ -153,6 +153,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "30",
         "Window in which model tokens are gathered into one `interviewer.delta`.",
     ),
+    EnvVar(
+        "MENTARA_WRITE_BATCH_MS",
+        "10",
+        "Longest a Postgres write batch gathers while an input waits for its ack (acks wait"
+        " for the commit); 5 times that for events nobody awaits.",
+    ),
     EnvVar("MENTARA_OFFLINE_TOKENS_PER_S", "40", "Pace of the offline interviewer."),
     EnvVar("MENTARA_CODE_RUNS", "2", "Candidate code runs allowed at once per worker."),
     EnvVar(
@@ -221,6 +227,7 @@ class Settings:
     llm_stall_timeout_s: float = 20.0
     llm_backoff_s: float = 0.5
     coalesce_ms: float = 30.0
+    write_batch_ms: float = 10.0
     offline_tokens_per_s: float = 40.0
     code_runs: int = 2
     push_webhook_url: str | None = None
@@ -312,6 +319,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         llm_stall_timeout_s=_number(env, "MENTARA_LLM_STALL_S", 20.0),
         llm_backoff_s=_number(env, "MENTARA_LLM_BACKOFF_S", 0.5),
         coalesce_ms=_number(env, "MENTARA_COALESCE_MS", 30.0),
+        write_batch_ms=_number(env, "MENTARA_WRITE_BATCH_MS", 10.0),
         offline_tokens_per_s=_number(env, "MENTARA_OFFLINE_TOKENS_PER_S", 40.0),
         code_runs=max(1, int(_number(env, "MENTARA_CODE_RUNS", 2, int))),
         push_webhook_url=_get(env, "MENTARA_PUSH_WEBHOOK_URL"),

@@ -16,12 +16,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
-from protocol.client import ConnectionClosedByServer, InterviewClient, open_client
+from protocol.client import (
+    ConnectionClosedByServer,
+    InterviewClient,
+    ServerErrorReply,
+    open_client,
+)
 from protocol.messages import (
     CandidateMessage,
+    CandidateSaid,
     InterviewerDelta,
     InterviewerTurnEnd,
     Resumed,
@@ -184,6 +191,71 @@ async def test_kill_the_owner_mid_turn_and_finish_on_the_other_worker(
     )
     assert stored[cut.turn_id]["text"] == delivered
     assert stored[cut.turn_id]["stop_reason"] == "error"
+
+
+async def test_an_input_logged_but_not_yet_committed_when_its_owner_dies_is_applied_once(
+    services: Services, tmp_path: Path
+) -> None:
+    """Owner A logs the candidate's input (Redis has the event, every socket sees it) and is
+    SIGKILLed before its write-behind commits, so the input was never acked. The candidate
+    sends it again through B, as the protocol says for an unacked input: B, taking over,
+    finds the input's id where the append recorded it, answers with the original seq and
+    applies nothing twice; Postgres gets the input's row with the backfill."""
+    prefix = f"cl{uuid.uuid4().hex[:8]}:"
+    # A commits slowly (the window between the event and its commit is 3 s, not 10 ms).
+    env_a = serve_env(services, tmp_path / "a", prefix, MENTARA_LEASE_MS="1500",
+                      MENTARA_WRITE_BATCH_MS="3000")  # fmt: skip
+    env_b = serve_env(services, tmp_path / "b", prefix, MENTARA_LEASE_MS="1500")
+    with serving(env=env_a) as (proc_a, port_a), serving(env=env_b) as (_proc_b, port_b):
+        for port in (port_a, port_b):
+            assert (await wait_ready(port)).status_code == 200
+        user = f"u-{uuid.uuid4().hex[:8]}"
+        token = mint_dev_token(TEST_SECRET, user)
+        stream = Stream()
+        phone = await InterviewClient.connect(f"ws://127.0.0.1:{port_a}/v1/interview", token=token)
+        await phone.request(SessionStart(id="start", track="coding"), timeout=20)
+        await pump(phone, stream, InterviewerTurnEnd)
+        started = stream.events[0]
+        assert isinstance(started, SessionStarted)
+        await phone.send(CandidateMessage(id="only-once", text="I would use a hash map."))
+        await pump(phone, stream, CandidateSaid)  # logged and delivered; no ack yet
+        said = stream.events[-1]
+        proc_a.send_signal(signal.SIGKILL)
+        proc_a.wait(timeout=10)
+        await phone.close()
+
+        async with open_client(f"ws://127.0.0.1:{port_b}/v1/interview", token=token) as again:
+            await again.send(SessionResume(session_id=started.session_id, last_seq=said.seq))
+            assert isinstance(await again.recv(), Resumed)
+            for _ in range(10):  # B answers "retry" until A's lease has run out
+                try:
+                    ack = await again.request(
+                        CandidateMessage(id="only-once", text="I would use a hash map."),
+                        timeout=30,
+                    )
+                    break
+                except ServerErrorReply as exc:
+                    if not exc.error.retryable:
+                        raise
+            else:
+                raise AssertionError("B never took the session over")
+            assert ack.seq == said.seq
+            await again.request(SessionEnd(id="end"), timeout=30)
+            await pump(again, stream, SessionEnded)
+
+    said_events = [e for e in stream.events if isinstance(e, CandidateSaid)]
+    assert [e.seq for e in said_events] == [said.seq]
+    stored = await stored_turns(services.database_url, started.session_id)
+    assert [t["text"] for t in stored if t["role"] == "candidate"] == ["I would use a hash map."]
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        seq = await conn.fetchval(
+            "SELECT seq FROM client_inputs WHERE session_id = $1 AND input_id = 'only-once'",
+            started.session_id,
+        )
+    finally:
+        await conn.close()
+    assert seq == said.seq
 
 
 def metric(text: str, name: str, **labels: str) -> float:

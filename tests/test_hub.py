@@ -41,8 +41,8 @@ def body(text: str) -> bytes:
 async def append(leases: Leases, session_id: str, token: str, text: str) -> int:
     keys = session_keys(leases.prefix, session_id)
     seq = await leases.append_script(
-        keys=[keys.lease, keys.seq, keys.stream],
-        args=[token, 1, body(text), 100, 60_000, keys.channel],
+        keys=[keys.lease, keys.seq, keys.stream, keys.inputs],
+        args=[token, 1, body(text), 100, 60_000, keys.channel, ""],
     )
     return int(seq)
 

@@ -16,6 +16,7 @@ class SessionKeys:
     seq: str  # the last seq assigned
     stream: str  # history: one entry per event, id "<seq>-0", field "e" = the event's JSON
     channel: str  # pub/sub: every event's JSON, as appended
+    inputs: str  # hash: client input id -> seq of its event (idempotency across owners)
 
 
 def session_keys(prefix: str, session_id: str) -> SessionKeys:
@@ -26,6 +27,7 @@ def session_keys(prefix: str, session_id: str) -> SessionKeys:
         seq=base + "seq",
         stream=base + "log",
         channel=base + "ch",
+        inputs=base + "in",
     )
 
 

@@ -8,8 +8,11 @@ appends nothing.
 
 from __future__ import annotations
 
-# KEYS: lease, seq, stream. ARGV: owner token, ts, body (event JSON without seq/ts), stream
-# max length, ttl ms, channel. Returns the new seq, or the error FENCED.
+# KEYS: lease, seq, stream, inputs. ARGV: owner token, ts, body (event JSON without seq/ts),
+# stream max length, ttl ms, channel, client input id ("" for none). Returns the new seq, or
+# the error FENCED. The input id is recorded with the event, in the same step: an owner that
+# dies before its write-behind reaches Postgres leaves the id where the next owner finds it,
+# so the client's re-sent input is not applied a second time.
 APPEND = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED')
@@ -19,6 +22,10 @@ local event = '{"seq":' .. seq .. ',"ts":' .. ARGV[2] .. ',' .. string.sub(ARGV[
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'e', event)
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[7], seq)
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+end
 redis.call('PUBLISH', ARGV[6], event)
 return seq
 """

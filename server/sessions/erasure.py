@@ -101,7 +101,7 @@ class SessionEraser:
         pipe = self.manager.redis.pipeline(transaction=False)
         for session_id in session_ids:
             keys = session_keys(self.manager.prefix, session_id)
-            pipe.delete(keys.lease, keys.fence, keys.seq, keys.stream)  # one slot per session
+            pipe.delete(keys.lease, keys.fence, keys.seq, keys.stream, keys.inputs)  # one slot
         await pipe.execute()
         if not await self._round("gone", session_ids):
             # The data is gone already; a silent worker's sockets see not_found on resume.

@@ -177,7 +177,8 @@ class SessionLog:
             raw = JSON.encode(unstamped)
             body = raw.replace(_SEQ_TS_PLACEHOLDER, b"", 1)
             ts = now_ms()
-            seq = await self._append_in_redis(ts, body)
+            input_id = records.inputs[0][1] if records is not None and records.inputs else ""
+            seq = await self._append_in_redis(ts, body, input_id)
             stamped = msgspec.structs.replace(event, seq=seq, ts=ts)
             logged = LoggedEvent(stamped)
             wire = b'{"seq":%d,"ts":%d,' % (seq, ts) + body[1:]
@@ -193,7 +194,7 @@ class SessionLog:
             logged.durable = await self.writer.submit(extra, urgent=not lazy)
             return logged
 
-    async def _append_in_redis(self, ts: int, body: bytes) -> int:
+    async def _append_in_redis(self, ts: int, body: bytes, input_id: str) -> int:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.redis_retry_s
         delay = 0.05
@@ -202,7 +203,15 @@ class SessionLog:
             try:
                 seq = await self.append_script(
                     keys=self.keys,
-                    args=[token_used, ts, body, self.stream_maxlen, self.ttl_ms, self.channel_name],
+                    args=[
+                        token_used,
+                        ts,
+                        body,
+                        self.stream_maxlen,
+                        self.ttl_ms,
+                        self.channel_name,
+                        input_id,
+                    ],
                 )
                 return int(seq)  # type: ignore[call-overload,no-any-return]
             except redis_errors.ResponseError as exc:

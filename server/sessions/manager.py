@@ -418,7 +418,7 @@ class SessionManager:
             row.id,
             last_seq=lease.seq,
             token=lease.token,
-            keys=[keys.lease, keys.seq, keys.stream],
+            keys=[keys.lease, keys.seq, keys.stream, keys.inputs],
             channel_name=keys.channel,
             append_script=self.leases.append_script,
             reacquire=reacquire,
@@ -515,10 +515,20 @@ class SessionManager:
         if lease is None:
             return None
         events = [e for e in await self.history.read(session_id, 0) or [] if e.seq <= lease.seq]
+        # The inputs the appends recorded in Redis (their ids reach Postgres only with the
+        # write-behind): a dead owner's last inputs may be known only here.
+        raw_inputs = await self.redis.hgetall(session_keys(self.prefix, session_id).inputs)
+        redis_inputs = {
+            _text(input_id): int(seq)
+            for input_id, seq in raw_inputs.items()
+            if int(seq) <= lease.seq
+        }
         missing = [e for e in events if e.seq > floor]
         if missing:
             # The dead owner's write-behind had not reached Postgres: Redis still has them.
-            await self.writer.submit(backfill_records(session_id, events, after=floor))
+            await self.writer.submit(
+                backfill_records(session_id, events, after=floor, inputs=redis_inputs)
+            )
         state = recover_state(session_id, events)
         channel = self._channel(session_id)
         if not channel.attachments:
@@ -534,7 +544,10 @@ class SessionManager:
         )
         session.candidate_turns = state.candidate_turns
         session.code = state.code
-        session.remember_inputs(await self.store.applied_inputs(session_id))
+        applied = await self.store.applied_inputs(session_id)
+        for input_id, seq in sorted(redis_inputs.items(), key=lambda item: item[1]):
+            applied.setdefault(input_id, seq)
+        session.remember_inputs(applied)
         if state.code is not None:
             session.engine.code_updated(state.code.language, state.code.source)
         self.owned[session_id] = session

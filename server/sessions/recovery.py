@@ -101,11 +101,24 @@ def recover_state(session_id: str, events: list[LoggedEvent]) -> RecoveredState:
     return state
 
 
-def backfill_records(session_id: str, events: list[LoggedEvent], *, after: int) -> Records:
+def backfill_records(
+    session_id: str,
+    events: list[LoggedEvent],
+    *,
+    after: int,
+    inputs: dict[str, int] | None = None,
+) -> Records:
     """The Postgres rows for the events after ``after`` (with their transcript turns, code
-    snapshots and ending), for a new owner whose predecessor died before its write-behind
-    reached Postgres. ``events`` must be the whole session, so turns can be reassembled."""
+    snapshots, ending and the client inputs that made them: ``inputs`` maps input id to seq,
+    as the appends recorded them in Redis), for a new owner whose predecessor died before its
+    write-behind reached Postgres. ``events`` must be the whole session, so turns can be
+    reassembled."""
     rows = Records()
+    rows.inputs = tuple(
+        (session_id, input_id, seq)
+        for input_id, seq in sorted((inputs or {}).items(), key=lambda item: item[1])
+        if seq > after
+    )
     events_rows: list[tuple[str, int, str, int, str]] = []
     turns: list[tuple[str, str, str, str, int, int | None, str | None]] = []
     snapshots: list[tuple[str, int, str, str, str, int]] = []
