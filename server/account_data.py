@@ -9,7 +9,7 @@ What a user's data is, table by table:
 | ``push_tokens``, ``push_outbox`` | ``user_id`` | devices and the notifications queued for them |
 | ``subscriptions``, ``subscription_events`` | ``user_id`` | RevenueCat subscription state and the events applied |
 
-plus, in Redis, each session's lease, fence, seq counter and history stream (erased by
+plus, in Redis, each session's lease, fence, seq counter, history stream and input ids (erased by
 :class:`server.sessions.erasure.SessionEraser`).
 
 :func:`export_json` yields the export as JSON in chunks, one query page at a time, so a user
