@@ -248,7 +248,10 @@ def test_peers_tokenize_as_the_offline_provider_and_coalesce_as_the_server() -> 
     for text in (turns.intro, turns.present, *turns.acknowledge):
         assert tokenize(text) == server_tokenize(text)
     schedule = [(round(t, 6), n) for t, n in coalesce_schedule(5, 40.0, 0.030)]
-    assert schedule == [(0.03, 2), (0.08, 2), (0.1, 1)]
+    # Tokens due at 0, 25, 50, 75, 100 ms; ticks every 30 ms: the first at once, then one a
+    # tick (at 40 tokens a second every tick has one), as the server's ticked coalescer.
+    assert schedule == [(0.0, 1), (0.03, 1), (0.06, 1), (0.09, 1), (0.12, 1)]
+    assert [n for _, n in coalesce_schedule(6, 100.0, 0.030)] == [1, 3, 2]
     assert coalesce_schedule(0, 40.0, 0.03) == []
     assert sum(n for _, n in coalesce_schedule(101, 40.0, 0.03)) == 101
 

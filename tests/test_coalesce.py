@@ -151,3 +151,35 @@ async def test_the_ticked_offline_provider_speaks_the_same_words_at_the_same_rat
     elapsed = pieces[-1][0]
     assert (tokens - 1) / 200 - 0.025 <= elapsed <= (tokens - 1) / 200 + 0.25
     assert len(pieces) < tokens  # several tokens per tick
+
+
+async def test_the_coalescer_takes_a_ticked_turn_on_its_ticks_and_stops_cleanly() -> None:
+    """The offline provider's ticked turn is read without a pump: the deltas carry the
+    whole script, several tokens each; a stop ends the turn with exactly what was yielded."""
+    script = " ".join(f"word{i}" for i in range(80)) + "."
+    request = TurnRequest(
+        session_id="s",
+        intent=TurnIntent.INTRO,
+        system="",
+        question_context="",
+        messages=(),
+        max_tokens=1000,
+        script=script,
+    )
+    provider = OfflineProvider(tokens_per_s=400, tick_s=0.02)
+    coalescer = Coalescer(provider.stream_turn(request), window_s=0.02, stop=asyncio.Event())
+    deltas = [text async for text in coalescer.deltas()]
+    assert "".join(deltas) == script
+    assert 2 <= len(deltas) < len(tokenize(script))
+    assert coalescer.finished is not None and coalescer.finished.stop_reason == "end_turn"
+
+    stop = asyncio.Event()
+    coalescer = Coalescer(provider.stream_turn(request), window_s=0.02, stop=stop)
+    delivered: list[str] = []
+    async for text in coalescer.deltas():
+        delivered.append(text)
+        if len(delivered) == 3:
+            stop.set()
+    assert len(delivered) == 3
+    assert script.startswith("".join(delivered))
+    assert coalescer.finished is None

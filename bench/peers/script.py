@@ -8,7 +8,8 @@ words at the same rate in events of the same shape and size:
   the presentation at the start, one acknowledgement per candidate message;
 - :func:`tokenize` is the offline provider's tokenizer (a test keeps them equal), paced at
   ``tokens_per_s``; :func:`coalesce_schedule` groups tokens as the server's coalescer does
-  (a group opens at its first token and closes ``window_s`` later, or at the last token);
+  with the offline provider (the first token at once, then on every ``window_s`` tick the
+  tokens due by then);
 - :class:`PeerSession` numbers events (``seq`` from 1) and stamps ``ts`` (Unix ms) when
   each one is emitted, as ``SessionLog.append`` does.
 """
@@ -44,19 +45,21 @@ def tokenize(text: str) -> list[str]:
 def coalesce_schedule(
     n_tokens: int, tokens_per_s: float, window_s: float
 ) -> list[tuple[float, int]]:
-    """``(offset_s, tokens)`` per delta event for ``n_tokens`` tokens arriving every
-    ``1 / tokens_per_s`` seconds from offset 0; offsets are when each event is emitted."""
+    """``(offset_s, tokens)`` per delta event for ``n_tokens`` tokens due every
+    ``1 / tokens_per_s`` seconds from offset 0; offsets are when each event is emitted: the
+    first token at once, then at every multiple of ``window_s`` the tokens due by then (the
+    server's ticks are the process clock's, so its first one comes 0 to ``window_s`` after
+    the start; here it is a whole window)."""
     interval = 1.0 / tokens_per_s
-    schedule: list[tuple[float, int]] = []
-    i = 0
-    while i < n_tokens:
-        deadline = i * interval + window_s
-        j = i + 1
-        while j < n_tokens and j * interval <= deadline:
-            j += 1
-        emitted = (j - 1) * interval if j == n_tokens else deadline
-        schedule.append((emitted, j - i))
-        i = j
+    schedule: list[tuple[float, int]] = [(0.0, 1)] if n_tokens else []
+    sent, tick = min(1, n_tokens), 1
+    while sent < n_tokens:
+        at = tick * window_s
+        due = min(n_tokens, int(at / interval + 1e-9) + 1)
+        if due > sent:
+            schedule.append((at, due - sent))
+            sent = due
+        tick += 1
     return schedule
 
 

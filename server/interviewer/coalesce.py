@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
 
 from server.interviewer.provider import StreamItem, TextDelta, TurnFinished
 
@@ -81,6 +82,18 @@ def ticker_for(loop: asyncio.AbstractEventLoop, window_s: float) -> WindowTicker
     if ticker is None or ticker.loop is not loop:
         ticker = _tickers[key] = WindowTicker(loop, window_s)
     return ticker
+
+
+@runtime_checkable
+class TickedSource(Protocol):
+    """A stream that can tell at any moment what text is due (the offline provider's script,
+    :class:`~server.interviewer.offline_provider.TickedTurn`): the coalescer takes it on its
+    ticks directly, with no pump task and no wake-up per token."""
+
+    @property
+    def finished(self) -> TurnFinished | None: ...
+
+    def take_due(self) -> str: ...
 
 
 class Coalescer:
@@ -161,7 +174,31 @@ class Coalescer:
         self._drained.set()
         return text
 
+    async def _ticked_deltas(self, source: TickedSource) -> AsyncIterator[str]:
+        """:meth:`deltas` for a :class:`TickedSource`: the due text is taken on each tick, so
+        nothing gathers between ticks and a stop drops nothing already taken."""
+        watch = asyncio.create_task(self._watch_stop(), name="llm-stop")
+        try:
+            while not self.stop.is_set():
+                text = source.take_due()
+                if text:
+                    yield text
+                    if self.stop.is_set():
+                        break
+                finished = source.finished
+                if finished is not None:
+                    self.finished = finished
+                    break
+                await self._sleep(until_tick=True)
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+
     async def deltas(self) -> AsyncIterator[str]:
+        if isinstance(self.source, TickedSource):
+            async for text in self._ticked_deltas(self.source):
+                yield text
+            return
         pump = asyncio.create_task(self._pump(), name="llm-pump")
         watch = asyncio.create_task(self._watch_stop(), name="llm-stop")
         try:

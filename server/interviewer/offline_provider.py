@@ -37,32 +37,87 @@ class OfflineProvider:
         self.tokens_per_s = tokens_per_s
         self.tick_s = tick_s
 
-    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[StreamItem]:
+    def stream_turn(self, request: TurnRequest) -> AsyncIterator[StreamItem]:
         tokens = tokenize(request.script or "Let's continue.")[: request.max_tokens]
-        interval = 1.0 / self.tokens_per_s if self.tokens_per_s > 0 else 0.0
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        if self.tick_s and interval > 0:
-            ticker = ticker_for(loop, self.tick_s)
-            sent = 0
-            while sent < len(tokens):
-                due = min(len(tokens), int((loop.time() - started) / interval) + 1)
-                if due > sent:
-                    yield TextDelta("".join(tokens[sent:due]))
-                    sent = due
-                if sent < len(tokens):
-                    await ticker.next_tick()
-        else:
-            for i, token in enumerate(tokens):
-                # Pace against the start time, so timer slack does not accumulate.
-                delay = started + i * interval - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                yield TextDelta(token)
         stop: Literal["end_turn", "max_tokens"] = (
             "max_tokens" if len(tokenize(request.script)) > request.max_tokens else "end_turn"
         )
-        yield TurnFinished(stop, input_tokens=0, output_tokens=len(tokens))
+        finished = TurnFinished(stop, input_tokens=0, output_tokens=len(tokens))
+        interval = 1.0 / self.tokens_per_s if self.tokens_per_s > 0 else 0.0
+        if self.tick_s and interval > 0:
+            return TickedTurn(tokens, interval, self.tick_s, finished)
+        return _token_by_token(tokens, interval, finished)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _token_by_token(
+    tokens: list[str], interval: float, finished: TurnFinished
+) -> AsyncIterator[StreamItem]:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for i, token in enumerate(tokens):
+        # Pace against the start time, so timer slack does not accumulate.
+        delay = started + i * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield TextDelta(token)
+    yield finished
+
+
+class TickedTurn:
+    """A scripted turn on the process's ticks: the tokens due at any moment (one every
+    ``interval`` seconds from the start) can be taken at once with :meth:`take_due`.
+
+    The coalescer takes them on its own ticks (a :class:`~server.interviewer.coalesce.
+    TickedSource`: no pump task, no wake-up of its own per tick); any other reader iterates
+    it, and gets the due tokens in one piece per tick, then the ``TurnFinished``.
+    """
+
+    def __init__(
+        self, tokens: list[str], interval: float, tick_s: float, finished: TurnFinished
+    ) -> None:
+        self._tokens = tokens
+        self._interval = interval
+        self._tick_s = tick_s
+        self._finished = finished
+        self._sent = 0
+        self._started: float | None = None
+        self._reported = False
+
+    @property
+    def finished(self) -> TurnFinished | None:
+        """The turn's end, once every token was taken."""
+        return self._finished if self._sent >= len(self._tokens) else None
+
+    def take_due(self) -> str:
+        """The tokens due by now that were not taken yet ("" when none); the clock starts at
+        the first call."""
+        loop = asyncio.get_running_loop()
+        if self._started is None:
+            self._started = loop.time()
+        due = min(len(self._tokens), int((loop.time() - self._started) / self._interval) + 1)
+        if due <= self._sent:
+            return ""
+        text = "".join(self._tokens[self._sent : due])
+        self._sent = due
+        return text
+
+    def __aiter__(self) -> TickedTurn:
+        return self
+
+    async def __anext__(self) -> StreamItem:
+        while True:
+            if self.finished is not None:
+                if self._reported:
+                    raise StopAsyncIteration
+                self._reported = True
+                return self._finished
+            text = self.take_due()
+            if text:
+                return TextDelta(text)
+            await ticker_for(asyncio.get_running_loop(), self._tick_s).next_tick()
 
     async def aclose(self) -> None:
         return None
