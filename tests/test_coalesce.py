@@ -127,11 +127,9 @@ def test_ticks_come_once_per_window() -> None:
     assert elapsed >= 19.5 * 0.02
 
 
-async def test_the_ticked_offline_provider_speaks_the_same_words_at_the_same_rate() -> None:
-    """On the process's ticks the offline provider yields the tokens due by then in one
-    piece: the same text as token by token, at the configured rate on average."""
-    script = " ".join(f"word{i}" for i in range(60)) + "."
-    request = TurnRequest(
+def scripted_turn(script: str) -> TurnRequest:
+    """A turn request for the offline provider (it reads only the script and max_tokens)."""
+    return TurnRequest(
         session_id="s",
         intent=TurnIntent.INTRO,
         system="",
@@ -140,6 +138,13 @@ async def test_the_ticked_offline_provider_speaks_the_same_words_at_the_same_rat
         max_tokens=1000,
         script=script,
     )
+
+
+async def test_the_ticked_offline_provider_speaks_the_same_words_at_the_same_rate() -> None:
+    """On the process's ticks the offline provider yields the tokens due by then in one
+    piece: the same text as token by token, at the configured rate on average."""
+    script = " ".join(f"word{i}" for i in range(60)) + "."
+    request = scripted_turn(script)
     loop = asyncio.get_running_loop()
     pieces: list[tuple[float, str]] = []
     started = loop.time()
@@ -157,15 +162,7 @@ async def test_the_coalescer_takes_a_ticked_turn_on_its_ticks_and_stops_cleanly(
     """The offline provider's ticked turn is read without a pump: the deltas carry the
     whole script, several tokens each; a stop ends the turn with exactly what was yielded."""
     script = " ".join(f"word{i}" for i in range(80)) + "."
-    request = TurnRequest(
-        session_id="s",
-        intent=TurnIntent.INTRO,
-        system="",
-        question_context="",
-        messages=(),
-        max_tokens=1000,
-        script=script,
-    )
+    request = scripted_turn(script)
     provider = OfflineProvider(tokens_per_s=400, tick_s=0.02)
     coalescer = Coalescer(provider.stream_turn(request), window_s=0.02, stop=asyncio.Event())
     deltas = [text async for text in coalescer.deltas()]
