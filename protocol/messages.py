@@ -10,6 +10,10 @@ decoding. Contracts shared by all classes here:
   Fields typed ``X | None`` (``SnapshotState.code``, ``SnapshotState.phase``) are required
   and sent as ``null`` when empty. Required booleans are always present.
 - Unknown fields in decoded input are ignored, as the protocol requires.
+- Instances are not tracked by Python's cycle collector (``gc=False``): messages are acyclic
+  data (strings, numbers, lists and other messages, never a reference back), and a server
+  holds many of them (each session's recent events), which would otherwise lengthen every
+  full collection, a pause of the whole event loop.
 - Integers are bounded to ``0 .. 2**53 - 1`` (exact in JavaScript, representable in both
   encodings); floats must be finite (JSON cannot carry NaN or infinity), so both encodings
   always carry exactly the same objects.
@@ -130,7 +134,7 @@ Role: TypeAlias = Literal["candidate", "interviewer"]
 # --- client to server (§3) -------------------------------------------------------------------
 
 
-class _ClientFrame(msgspec.Struct, tag_field="type", kw_only=True, frozen=True):
+class _ClientFrame(msgspec.Struct, gc=False, tag_field="type", kw_only=True, frozen=True):
     """Base of client frames. Any client frame may carry an ``id`` (§2); the server answers a
     frame with an ``id`` with ``ack {ref: id}`` or ``error {ref: id}``."""
 
@@ -225,7 +229,7 @@ ClientFrame: TypeAlias = (
 # --- server to client: control frames (§4) ---------------------------------------------------
 
 
-class _ServerFrame(msgspec.Struct, tag_field="type", kw_only=True, frozen=True):
+class _ServerFrame(msgspec.Struct, gc=False, tag_field="type", kw_only=True, frozen=True):
     """Base of every server frame."""
 
 
@@ -273,7 +277,7 @@ class Resumed(_ServerFrame, tag="resumed", kw_only=True, frozen=True):
     replayed: Count
 
 
-class Example(msgspec.Struct, kw_only=True, frozen=True):
+class Example(msgspec.Struct, gc=False, kw_only=True, frozen=True):
     """A worked example shown with a question."""
 
     input: str
@@ -281,7 +285,7 @@ class Example(msgspec.Struct, kw_only=True, frozen=True):
     explanation: str | UnsetType = UNSET
 
 
-class Question(msgspec.Struct, kw_only=True, frozen=True):
+class Question(msgspec.Struct, gc=False, kw_only=True, frozen=True):
     """The interview question as shown to the candidate."""
 
     id: str
@@ -290,7 +294,7 @@ class Question(msgspec.Struct, kw_only=True, frozen=True):
     examples: list[Example]
 
 
-class TranscriptEntry(msgspec.Struct, kw_only=True, frozen=True):
+class TranscriptEntry(msgspec.Struct, gc=False, kw_only=True, frozen=True):
     """One turn of the transcript in a snapshot; ``seq`` is the event that completed it."""
 
     turn_id: str
@@ -299,7 +303,7 @@ class TranscriptEntry(msgspec.Struct, kw_only=True, frozen=True):
     seq: Seq
 
 
-class CodeState(msgspec.Struct, kw_only=True, frozen=True):
+class CodeState(msgspec.Struct, gc=False, kw_only=True, frozen=True):
     """The latest code snapshot."""
 
     version: Count
@@ -307,7 +311,7 @@ class CodeState(msgspec.Struct, kw_only=True, frozen=True):
     source: Source
 
 
-class SnapshotState(msgspec.Struct, kw_only=True, frozen=True):
+class SnapshotState(msgspec.Struct, gc=False, kw_only=True, frozen=True):
     """A session's state as of one event (§5). ``phase`` is ``None`` before the first
     ``phase`` event, ``code`` before the first code snapshot. ``status`` is the server's
     session status (such as ``"active"`` or ``"ended"``)."""
@@ -344,14 +348,14 @@ class _SessionEvent(_ServerFrame, kw_only=True, frozen=True):
     ts: TimestampMs
 
 
-class Rubric(msgspec.Struct, kw_only=True, frozen=True):
+class Rubric(msgspec.Struct, gc=False, kw_only=True, frozen=True):
     """Scored dimensions and the score range ``[min, max]``."""
 
     dimensions: list[str]
     scale: Annotated[list[FiniteFloat], Meta(min_length=2, max_length=2)]
 
 
-class Limits(msgspec.Struct, kw_only=True, frozen=True):
+class Limits(msgspec.Struct, gc=False, kw_only=True, frozen=True):
     """Session limits."""
 
     duration_s: PositiveInt
@@ -413,7 +417,7 @@ class CodeSnapshot(_SessionEvent, tag="code.snapshot", kw_only=True, frozen=True
     source: Source
 
 
-class TestOutcome(msgspec.Struct, kw_only=True, frozen=True):
+class TestOutcome(msgspec.Struct, gc=False, kw_only=True, frozen=True):
     """The outcome of one visible test of a code run."""
 
     __test__ = False  # not a pytest test class, despite the name

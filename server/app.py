@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -140,6 +141,11 @@ def create_app(settings: Settings) -> Starlette:
             drainer.start()
         app.state.resources = Resources(settings, verifier, pool, redis, store, sessions)
         app.state.gateway = sessions
+        # Everything loaded so far (modules, the question bank, the app) lives as long as the
+        # worker: move it out of the cycle collector's reach, so a full collection (a pause
+        # of the event loop) scans only what serving created since.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -57,6 +57,14 @@ class LoggedEvent:
         self._encoded: dict[str, bytes] = {}
         self.durable = durable
 
+    def forget_durable(self, future: asyncio.Future[None]) -> None:
+        """Done callback of ``durable``: once committed, nothing is left to wait for, and the
+        event (kept in its channel's recent cache) should not keep a future alive: tens of
+        thousands of them lengthen every full garbage collection. A failed commit stays
+        visible to whoever awaits it."""
+        if not future.cancelled() and future.exception() is None and self.durable is future:
+            self.durable = None
+
     def encoded(self, codec: Codec) -> bytes:
         data = self._encoded.get(codec.name)
         if data is None:
@@ -191,7 +199,8 @@ class SessionLog:
             extra.events = ((self.session_id, seq, logged.type, ts, wire.decode()),)
             # Nobody waits for a delta's commit: it may ride in a later, bigger batch.
             lazy = logged.type in _LAZY_TYPES
-            logged.durable = await self.writer.submit(extra, urgent=not lazy)
+            durable = logged.durable = await self.writer.submit(extra, urgent=not lazy)
+            durable.add_done_callback(logged.forget_durable)
             return logged
 
     async def _append_in_redis(self, ts: int, body: bytes, input_id: str) -> int:
