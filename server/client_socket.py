@@ -114,7 +114,6 @@ class ClientSocket:
         # taken from the queue, so a direct write cannot overtake them.
         self._direct: MentaraWebSocketProtocol | None = None
         self._writing = False
-        self._text = True
 
     @property
     def user_id(self) -> str:
@@ -136,7 +135,7 @@ class ClientSocket:
             direct is not None
             and not self._writing
             and not self.queue
-            and direct.try_write(payload, text=self._text)
+            and direct.try_write(payload, text=self.codec.is_text)
         ):
             return  # written now: nothing was waiting, so order is kept
         try:
@@ -334,7 +333,6 @@ class ClientSocket:
         if transport is not None:
             # Our transport: every waiting frame in one write, no ASGI message per frame;
             # once OPEN, frames sent while nothing waits are written directly (send_encoded).
-            self._text = text
             if self.state is SocketState.OPEN:
                 self._direct = transport
             try:

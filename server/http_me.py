@@ -13,6 +13,7 @@ from starlette.routing import Route
 from protocol.errors import ErrorCode
 from server.account_data import erase_account, export_json
 from server.errors import InvalidField
+from server.http_body import read_body
 from server.http_errors import error_response
 from server.http_sessions import authenticate
 from server.sessions.erasure import EraseIncomplete
@@ -30,9 +31,7 @@ class PushTokenRegistration(msgspec.Struct, forbid_unknown_fields=False):
 
 async def register_push_token(request: Request) -> Response:
     principal = await authenticate(request)
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise InvalidField("body too large", field="token")
+    raw = await read_body(request, _MAX_BODY)  # 413 past the bound, never buffered whole
     try:
         body = msgspec.json.decode(raw, type=PushTokenRegistration)
     except msgspec.ValidationError as exc:

@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from protocol.errors import ErrorCode
-from server.errors import MentaraError, Unauthorized
+from server.errors import Unauthorized
+from server.http_body import read_body
 from server.http_errors import error_response
 from server.subscriptions import apply_event, parse_webhook
 
@@ -25,26 +26,6 @@ if TYPE_CHECKING:
     from server.app import Resources
 
 MAX_WEBHOOK_BYTES = 64 * 1024
-
-
-class BodyTooLarge(MentaraError):
-    code = ErrorCode.TOO_LARGE
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it is known to exceed ``limit`` bytes:
-    from ``Content-Length`` before reading, else while reading a chunked body."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"the body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _authorized(header: str | None, secret: str) -> bool:

@@ -43,6 +43,22 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield state
 
 
+async def test_an_oversized_push_token_body_is_refused_unread(server: RunningServer) -> None:
+    """413 ``too_large`` as soon as the body is known to be over the bound: declared by
+    Content-Length, or while a chunked body streams in (never buffered whole)."""
+    headers = {"Authorization": f"Bearer {server.token('big')}"}
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(64):
+            yield b"x" * 1024
+
+    async with httpx.AsyncClient(base_url=server.http_url) as http:
+        for content in (b"x" * 10_000, chunks()):
+            refused = await http.post("/v1/me/push-tokens", content=content, headers=headers)
+            assert refused.status_code == 413
+            assert refused.json()["error"]["code"] == "too_large"
+
+
 async def test_register_then_notify_each_device_with_retries(
     server: RunningServer, receiver: Receiver
 ) -> None:
