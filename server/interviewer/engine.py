@@ -319,10 +319,9 @@ class InterviewerEngine:
                 self.state = previous_state
         text = "".join(delivered)
         self.transcript.append(TranscriptTurn("interviewer", text))
-        end_seq = self.log.last_seq + 1  # append stamps synchronously: this is its seq
         await self.log.append(
             InterviewerTurnEnd(turn_id=turn.turn_id, stop_reason=reason, seq=0, ts=0),  # type: ignore[arg-type]
-            Records(
+            lambda end_seq: Records(
                 turns=(
                     (
                         self.session_id,

@@ -167,13 +167,13 @@ class LiveSession:
         async def apply() -> LoggedEvent:
             self.candidate_turns += 1
             turn_id = f"c{self.candidate_turns}"
-            seq = self.log.last_seq + 1  # append stamps synchronously: this is its seq
             logged = await self.log.append(
                 CandidateSaid(turn_id=turn_id, text=text, seq=0, ts=0),
-                Records(
+                lambda seq: Records(
                     inputs=self._input_records(input_id, seq),
                     turns=((self.id, turn_id, "candidate", text, seq, None, None),),
                 ),
+                input_id=input_id,
             )
             self.engine.heard(text)
             return logged
@@ -192,17 +192,17 @@ class LiveSession:
             ):
                 return None  # identical to the latest version: nothing new to store
             version = 1 if self.code is None else self.code.version + 1
-            seq = self.log.last_seq + 1
             logged = await self.log.append(
                 CodeSnapshot(
                     version=version, language=language, sha256=digest, source=source, seq=0, ts=0
                 ),
-                Records(
+                lambda seq: Records(
                     inputs=self._input_records(input_id, seq),
                     snapshots=((self.id, version, language, digest, source, seq),),
                 ),
+                input_id=input_id,
             )
-            self.code = CodeVersion(version, language, digest, source, seq)
+            self.code = CodeVersion(version, language, digest, source, logged.seq)
             self.engine.code_updated(language, source)
             await self.engine.advance_phase("coding")
             return logged

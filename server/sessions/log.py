@@ -8,7 +8,10 @@ Contract of :meth:`SessionLog.append`:
   and queued for Postgres with its side records; ``LoggedEvent.durable`` resolves once
   Postgres has it (for ``interviewer.delta`` and ``score.delta``, which nobody acks, the
   write may wait for a bigger batch: up to the writer's ``lazy_delay_s``);
-- appends of one session are serialised, so seqs are assigned and delivered in order;
+- appends of one session are serialised, so seqs are assigned and delivered in order; an
+  append may wait behind another (or behind Redis), so a caller must not predict its seq
+  from ``last_seq``: side records that name the event's seq are built by a function of it
+  (:data:`RecordsFor`), called once the seq is assigned;
 - while Redis is unreachable the append is retried with backoff (for up to
   ``redis_retry_s``), so a Redis restart pauses a session instead of breaking it. If Redis
   came back without the lease (it lost its data), the lease is taken again with the seq
@@ -131,6 +134,8 @@ def now_ms() -> int:
 
 
 AppendScript = Callable[..., Awaitable[object]]
+#: Side records that name the event's own seq: called with it once it is assigned.
+RecordsFor = Callable[[int], Records]
 Reacquire = Callable[[int], Awaitable[str | None]]
 
 
@@ -168,8 +173,18 @@ class SessionLog:
         #: Called with every appended event, in seq order; must not block (live scoring).
         self.observers: list[Callable[[LoggedEvent], None]] = []
 
-    async def append(self, event: SessionEvent, records: Records | None = None) -> LoggedEvent:
+    async def append(
+        self,
+        event: SessionEvent,
+        records: Records | RecordsFor | None = None,
+        *,
+        input_id: str | None = None,
+    ) -> LoggedEvent:
         """Append ``event`` (its seq and ts are assigned here); see the module docstring.
+
+        ``records``: the side rows stored with the event, or a function of its seq that
+        builds them. ``input_id``: the client input this event applies, recorded in Redis
+        with the seq in the same step (a take-over knows it even before Postgres does).
 
         Raises LeaseLost when another worker owns the session. Cancelling it while it waits
         for Redis appends nothing; after Redis answered, the event stands and is delivered.
@@ -185,8 +200,7 @@ class SessionLog:
             raw = JSON.encode(unstamped)
             body = raw.replace(_SEQ_TS_PLACEHOLDER, b"", 1)
             ts = now_ms()
-            input_id = records.inputs[0][1] if records is not None and records.inputs else ""
-            seq = await self._append_in_redis(ts, body, input_id)
+            seq = await self._append_in_redis(ts, body, input_id or "")
             stamped = msgspec.structs.replace(event, seq=seq, ts=ts)
             logged = LoggedEvent(stamped)
             wire = b'{"seq":%d,"ts":%d,' % (seq, ts) + body[1:]
@@ -195,7 +209,7 @@ class SessionLog:
             self.channel.offer(logged)
             for observe in self.observers:
                 observe(logged)
-            extra = records or Records()
+            extra = records(seq) if callable(records) else records or Records()
             extra.events = ((self.session_id, seq, logged.type, ts, wire.decode()),)
             # Nobody waits for a delta's commit: it may ride in a later, bigger batch.
             lazy = logged.type in _LAZY_TYPES

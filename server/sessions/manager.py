@@ -623,7 +623,10 @@ class SessionManager:
                 session.lease = taken
                 session.log.token = taken.token
                 return
-        elif session.lease is not None and _text(value) == session.lease.token:
+            # Taken meanwhile: by another worker, or by one of our own appends (which
+            # re-takes it too, and records the new lease on the session).
+            value = await self.redis.get(session_keys(self.prefix, session.id).lease)
+        if value is not None and session.lease is not None and _text(value) == session.lease.token:
             return
         log.warning("lost the lease of %s", session.id)
         await self._drop_owned(session.id)

@@ -50,10 +50,9 @@ class RecoveredState:
         if turn is None:
             return
         text = "".join(turn.text)
-        end_seq = log.last_seq + 1
         await log.append(
             InterviewerTurnEnd(turn_id=turn.turn_id, stop_reason="error", seq=0, ts=0),
-            Records(
+            lambda end_seq: Records(
                 turns=(
                     (
                         self.session_id,

@@ -1,0 +1,94 @@
+"""SessionLog.append against real Redis: side records name the seq the event really got.
+
+Appends of one session are serialised and each waits for Redis, so a second append started
+while the first is in flight gets a later seq than ``last_seq + 1`` said when it started.
+Records that name the event's own seq (the input it applies, its transcript turn) must be
+built from the assigned seq, never predicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis.asyncio as aioredis
+
+from protocol.messages import CandidateSaid
+from server.hub.history import History
+from server.hub.keys import session_keys
+from server.hub.lease import Leases
+from server.sessions.channel import SessionChannel
+from server.sessions.event_writer import Records
+from server.sessions.log import SessionLog
+
+
+class RecordingWriter:
+    """Stands in for the Postgres write-behind: keeps what it was given, commits at once."""
+
+    def __init__(self) -> None:
+        self.submitted: list[Records] = []
+
+    async def submit(self, records: Records, *, urgent: bool = True) -> asyncio.Future[None]:
+        self.submitted.append(records)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+async def test_records_name_the_assigned_seq_when_appends_queue(redis: aioredis.Redis) -> None:
+    prefix = f"t-{uuid.uuid4().hex[:8]}:"
+    session_id = uuid.uuid4().hex
+    leases = Leases(redis, prefix, "w1", lease_ms=10_000, ttl_ms=60_000)
+    lease = await leases.acquire(session_id, 0)
+    assert lease is not None
+    keys = session_keys(prefix, session_id)
+    writer = RecordingWriter()
+    history = History(redis, None, prefix)  # type: ignore[arg-type]  # no Postgres read here
+    channel = SessionChannel(session_id, history, _no_snapshot)  # type: ignore[arg-type]
+
+    async def no_reacquire(floor: int) -> str | None:
+        raise AssertionError("the lease was not lost")
+
+    log = SessionLog(
+        session_id,
+        last_seq=lease.seq,
+        token=lease.token,
+        keys=[keys.lease, keys.seq, keys.stream, keys.inputs],
+        channel_name=keys.channel,
+        append_script=leases.append_script,
+        reacquire=no_reacquire,
+        writer=writer,  # type: ignore[arg-type]
+        channel=channel,
+        stream_maxlen=100,
+        ttl_ms=60_000,
+    )
+    predicted: dict[str, int] = {}
+
+    async def say(input_id: str, text: str) -> int:
+        predicted[input_id] = log.last_seq + 1  # what a caller would guess before its turn
+        logged = await log.append(
+            CandidateSaid(turn_id=input_id, text=text, seq=0, ts=0),
+            lambda seq: Records(
+                inputs=((session_id, input_id, seq),),
+                turns=((session_id, input_id, "candidate", text, seq, None, None),),
+            ),
+            input_id=input_id,
+        )
+        return logged.seq
+
+    seqs = await asyncio.gather(say("a", "first"), say("b", "second"), say("c", "third"))
+
+    assert seqs == [1, 2, 3]
+    assert predicted == {"a": 1, "b": 1, "c": 1}, "the appends did not queue: nothing tested"
+    by_input = {r.inputs[0][1]: r for r in writer.submitted}
+    for input_id, seq in zip("abc", seqs, strict=True):
+        records = by_input[input_id]
+        assert records.inputs == ((session_id, input_id, seq),)
+        assert records.turns[0][4] == seq
+        assert records.events[0][1] == seq
+    stored = await redis.hgetall(keys.inputs)
+    assert {k.decode(): int(v) for k, v in stored.items()} == {"a": 1, "b": 2, "c": 3}
+
+
+async def _no_snapshot(session_id: str) -> None:
+    return None
