@@ -16,6 +16,7 @@ encoding, per-command bookkeeping), which on the owner is paid once per event.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -102,11 +103,14 @@ class ScriptBatcher:
         try:
             await connection.send_packed_command(packed, check_health=False)
             results: list[Any] = []
-            for _ in batch:
-                try:
-                    results.append(await connection.read_response())
-                except redis_errors.ResponseError as exc:  # this call's error; read on
-                    results.append(exc)
+            # One deadline for all the replies (the connection's socket timeout), not one
+            # timeout context per reply: ``math.inf`` tells redis-py to set none of its own.
+            async with asyncio.timeout(connection.socket_timeout):
+                for _ in batch:
+                    try:
+                        results.append(await connection.read_response(timeout=math.inf))
+                    except redis_errors.ResponseError as exc:  # this call's error; read on
+                        results.append(exc)
             return results
         except BaseException:
             # The replies still unread would be taken for the next command's: drop it.
