@@ -41,6 +41,7 @@ from server.sessions.catalog import Catalog
 from server.sessions.code_runs import CodeRunService
 from server.sessions.event_writer import EventWriter
 from server.sessions.manager import SessionConfig, SessionManager
+from server.sessions.report_recovery import ReportRecovery
 from server.sessions.store import SessionStore
 
 log = logging.getLogger("mentara.app")
@@ -133,6 +134,8 @@ def create_app(settings: Settings) -> Starlette:
             ),
         )
         await sessions.start()
+        reports = ReportRecovery(sessions, store, retry_after_s=settings.report_retry_s)
+        reports.start()
         push_sender = (
             WebhookPushSender(settings.push_webhook_url) if settings.push_webhook_url else None
         )
@@ -149,6 +152,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await reports.close()
             if drainer is not None:
                 await drainer.close()
             if push_sender is not None:

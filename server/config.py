@@ -162,6 +162,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MENTARA_OFFLINE_TOKENS_PER_S", "40", "Pace of the offline interviewer."),
     EnvVar("MENTARA_CODE_RUNS", "2", "Candidate code runs allowed at once per worker."),
     EnvVar(
+        "MENTARA_REPORT_RETRY_S",
+        "180",
+        "A session still without its report this long after it ended (its worker died or"
+        " shut down while writing it) gets it from any worker.",
+    ),
+    EnvVar(
         "MENTARA_PUSH_WEBHOOK_URL",
         "",
         "Where report-ready push notifications are POSTed (a relay to APNs/FCM). Unset: they wait in the outbox.",
@@ -230,6 +236,7 @@ class Settings:
     write_batch_ms: float = 10.0
     offline_tokens_per_s: float = 40.0
     code_runs: int = 2
+    report_retry_s: float = 180.0
     push_webhook_url: str | None = None
     revenuecat_webhook_secret: str | None = None
     log_level: str = "info"
@@ -322,6 +329,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         write_batch_ms=_number(env, "MENTARA_WRITE_BATCH_MS", 10.0),
         offline_tokens_per_s=_number(env, "MENTARA_OFFLINE_TOKENS_PER_S", 40.0),
         code_runs=max(1, int(_number(env, "MENTARA_CODE_RUNS", 2, int))),
+        report_retry_s=max(1.0, _number(env, "MENTARA_REPORT_RETRY_S", 180.0)),
         push_webhook_url=_get(env, "MENTARA_PUSH_WEBHOOK_URL"),
         revenuecat_webhook_secret=_get(env, "MENTARA_REVENUECAT_WEBHOOK_SECRET"),
         log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),

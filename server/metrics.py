@@ -52,6 +52,10 @@ SLOW_CONSUMER_CLOSES = Counter(
     "mentara_slow_consumer_closes_total", "Sockets closed with 4003 for falling behind"
 )
 LEASE_TAKEOVERS = Counter("mentara_lease_takeovers_total", "Sessions taken over from a gone owner")
+REPORTS_RECOVERED = Counter(
+    "mentara_reports_recovered_total",
+    "Reports written for ended sessions left without one (their worker died or gave up)",
+)
 DELIVERY_LAG = Histogram(
     "mentara_publish_to_deliver_seconds",
     "From an event's append (its ts) to its arrival through pub/sub on a worker",

@@ -29,8 +29,10 @@ from protocol.client import (
 from protocol.messages import (
     CandidateMessage,
     CandidateSaid,
+    CodeUpdate,
     InterviewerDelta,
     InterviewerTurnEnd,
+    ReportReady,
     Resumed,
     ServerFrame,
     SessionEnd,
@@ -256,6 +258,82 @@ async def test_an_input_logged_but_not_yet_committed_when_its_owner_dies_is_appl
     finally:
         await conn.close()
     assert seq == said.seq
+
+
+SLOW_TWO_SUM = """import time
+
+def two_sum(nums, target):
+    time.sleep(0.5)
+    seen = {}
+    for i, n in enumerate(nums):
+        if target - n in seen:
+            return [seen[target - n], i]
+        seen[n] = i
+    return []
+"""
+
+
+async def test_a_report_left_unwritten_by_a_dead_owner_is_written_by_another_worker(
+    services: Services, tmp_path: Path
+) -> None:
+    """Owner A acks ``session.end`` and is SIGKILLed while it runs the hidden tests (the
+    candidate's code sleeps half a second per call, so the report is seconds away). Nobody
+    takes over an ended session; B's report sweep finds it pending, takes its lease once A's
+    has run out, and writes the report: the laptop on B gets ``report.ready``, and the
+    report is there to fetch."""
+    prefix = f"cl{uuid.uuid4().hex[:8]}:"
+    env = serve_env(services, tmp_path, prefix, MENTARA_LEASE_MS="1000",
+                    MENTARA_REPORT_RETRY_S="1", MENTARA_OFFLINE_TOKENS_PER_S="400")  # fmt: skip
+    with serving(env=env) as (proc_a, port_a), serving(env=env) as (_proc_b, port_b):
+        for port in (port_a, port_b):
+            assert (await wait_ready(port)).status_code == 200
+        user = f"u-{uuid.uuid4().hex[:8]}"
+        token = mint_dev_token(TEST_SECRET, user)
+        phone_stream, laptop_stream = Stream(), Stream()
+        phone = await InterviewClient.connect(f"ws://127.0.0.1:{port_a}/v1/interview", token=token)
+        await phone.request(
+            SessionStart(id="start", track="coding", question_id="two-sum"), timeout=20
+        )
+        await pump(phone, phone_stream, InterviewerTurnEnd)
+        started = phone_stream.events[0]
+        assert isinstance(started, SessionStarted)
+        async with open_client(f"ws://127.0.0.1:{port_b}/v1/interview", token=token) as laptop:
+            await laptop.send(SessionResume(session_id=started.session_id, last_seq=0))
+            assert isinstance(await laptop.recv(), Resumed)
+            await phone.request(
+                CodeUpdate(id="code", language="python", source=SLOW_TWO_SUM), timeout=20
+            )
+            await phone.request(SessionEnd(id="end"), timeout=20)
+            proc_a.send_signal(signal.SIGKILL)  # running the hidden tests, nothing stored yet
+            proc_a.wait(timeout=10)
+            await phone.close()
+            await pump(laptop, laptop_stream, ReportReady, timeout=60)
+        ready = laptop_stream.events[-1]
+        assert isinstance(ready, ReportReady)
+        assert [e.reason for e in laptop_stream.events if isinstance(e, SessionEnded)] == [
+            "candidate_ended"
+        ]
+        assert_gap_free(laptop_stream.events)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_b}") as http:
+            report = await http.get(
+                f"/v1/sessions/{started.session_id}/report",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            metrics_text = (await http.get("/metrics")).text
+    assert report.status_code == 200, report.text
+    assert report.json()["overall"] == ready.overall
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT r.report_id, s.report_pending FROM reports r JOIN sessions s ON s.id = r.session_id"
+            " WHERE r.session_id = $1",
+            started.session_id,
+        )
+    finally:
+        await conn.close()
+    assert row is not None and row["report_id"] == ready.report_id and not row["report_pending"]
+    assert report.json()["hidden_tests"]["total"] > 0
+    assert metric(metrics_text, "mentara_reports_recovered_total") == 1
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -225,10 +225,10 @@ class LiveSession:
             return None
         self.ended = True
         ended = await self.engine.finish(reason)
-        self.spawn(self._final_report())
+        self.spawn(self.write_report())
         return ended
 
-    async def _final_report(self) -> None:
+    async def write_report(self) -> None:
         """Hidden tests, final scores, the report and ``report.ready``: after the ack of
         ``session.end``, bounded in time (a report that cannot be finished is logged)."""
         try:

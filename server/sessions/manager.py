@@ -396,6 +396,7 @@ class SessionManager:
         *,
         started_at_ms: int,
         catch_up: list[LoggedEvent] | None = None,
+        score: bool = False,
         **state: object,
     ) -> LiveSession:
         question = self.catalog.get(row.question_id)
@@ -448,7 +449,7 @@ class SessionManager:
         )
         session.lease = lease
         holder.append(session)
-        if row.status == "active":
+        if row.status == "active" or score:
             scoring = LiveScoring(
                 session_id=row.id,
                 user_id=row.user_id,
@@ -568,6 +569,50 @@ class SessionManager:
         else:
             session.arm_deadline()
         return session
+
+    async def recover_report(self, session_id: str) -> bool:
+        """Write the report of an ended session left without one (its owner died or shut down
+        while writing it, or gave up): take the session's lease, rebuild its scoring from the
+        stored events, run the end of the session again (hidden tests, final deltas, report,
+        push rows, ``report.ready``). The keeper releases the lease once it is done.
+
+        Returns False, doing nothing, when another worker holds the lease (an owner still at
+        it) or the session is not an ended one; True once the attempt is over (see
+        ``LiveSession.report_done``; whether it stored a report, Postgres says)."""
+        if session_id in self.owned:
+            return False
+        row = await self._row(session_id)
+        if row.status != "ended":
+            return False
+        floor = await self.store.last_seq(session_id)
+        lease = await self.leases.acquire(session_id, floor)
+        if lease is None:
+            return False
+        events = [e for e in await self.history.read(session_id, 0) or [] if e.seq <= lease.seq]
+        if any(e.seq > floor for e in events):
+            await self.writer.submit(backfill_records(session_id, events, after=floor))
+        state = recover_state(session_id, events)
+        channel = self._channel(session_id)
+        if not channel.attachments:
+            channel.set_head(lease.seq)
+        session = self._new_live(
+            row,
+            lease,
+            started_at_ms=row.created_at_ms,
+            catch_up=events,
+            score=True,
+            transcript=state.transcript,
+            phase=state.phase,
+            turns_spoken=state.turns_spoken,
+        )
+        session.code = state.code
+        session.ended = True  # inputs are refused; the engine is never started
+        self.owned[session_id] = session
+        await self._sync_subscription(session_id)
+        log.warning("writing the report of %s, left without one", session_id)
+        metrics.REPORTS_RECOVERED.inc()
+        await session.write_report()
+        return True
 
     async def _drop_owned(self, session_id: str) -> None:
         """This worker lost the lease: stop the engine (its appends would be refused)."""

@@ -212,11 +212,10 @@ class LiveScoring:
             written = await self.summary_writer.write(report)
             if written:
                 report = self.scorer.report(summary=written)
-        report_id = uuid.uuid4().hex
-        await self.store.save_report(
+        report_id = await self.store.save_report(
             session_id=self.session_id,
             user_id=self.user_id,
-            report_id=report_id,
+            report_id=uuid.uuid4().hex,
             overall=report.overall,
             band=report.band_label,
             body=report.to_json(),

@@ -209,12 +209,15 @@ class SessionStore:
 
     async def save_report(
         self, *, session_id: str, user_id: str, report_id: str, overall: float, band: str, body: str
-    ) -> None:
+    ) -> str:
         """Store the report and queue its push notifications, in one transaction (idempotent:
-        a report already stored for the session is kept)."""
+        a report already stored for the session is kept). Returns the stored report's id."""
         from server.push import enqueue_report_ready
 
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE sessions SET report_pending = false WHERE id = $1", session_id
+            )
             inserted = await conn.fetchval(
                 """INSERT INTO reports (session_id, report_id, overall, band, body)
                    VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (session_id) DO NOTHING
@@ -233,6 +236,29 @@ class SessionStore:
                     "overall": overall,
                 }
                 await enqueue_report_ready(conn, user_id, payload)
+                return report_id
+            stored = await conn.fetchval(
+                "SELECT report_id FROM reports WHERE session_id = $1", session_id
+            )
+            return str(stored)
+
+    async def sessions_awaiting_report(self, *, ended_before_s: float, limit: int) -> list[str]:
+        """Ended sessions still without their report, ended more than ``ended_before_s``
+        seconds ago, the oldest first."""
+        rows = await self.pool.fetch(
+            """SELECT id FROM sessions
+               WHERE report_pending AND ended_at < now() - make_interval(secs => $1)
+               ORDER BY ended_at LIMIT $2""",
+            ended_before_s,
+            limit,
+        )
+        return [r["id"] for r in rows]
+
+    async def abandon_report(self, session_id: str) -> None:
+        """Stop trying to write this session's report (it failed every time)."""
+        await self.pool.execute(
+            "UPDATE sessions SET report_pending = false WHERE id = $1", session_id
+        )
 
     async def write_batch(self, batch: WriteBatch) -> None:
         """Write the batch in one transaction; idempotent, so a retried batch is harmless."""
@@ -269,7 +295,8 @@ class SessionStore:
                 )
             if batch.endings:
                 await conn.executemany(
-                    """UPDATE sessions SET status = 'ended', end_reason = $2, ended_at = now()
+                    """UPDATE sessions SET status = 'ended', end_reason = $2, ended_at = now(),
+                                           report_pending = ($2 <> 'deleted')
                        WHERE id = $1 AND status <> 'ended'""",
                     batch.endings,
                 )
