@@ -48,6 +48,9 @@ class StreamRun:
     server_process_cpu_s: list[float] = field(default_factory=list)
     """CPU seconds of each server process in the window, largest first (worker balance)."""
     note: str = ""
+    batching: dict[str, float] = field(default_factory=dict)
+    """Mentara only: appends per Redis round trip and rows per Postgres batch in the window
+    (from the servers' own ``/metrics``)."""
 
     @property
     def events_per_s(self) -> float:

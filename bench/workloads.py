@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
+
 from bench import profiling
 from bench.clients import ClientKind, ClientPool, plan_clients
 from bench.listener import ListenerStats
@@ -199,6 +201,7 @@ def stream(
             at_t0 = snapshot(_groups(system, server, services, None), time.monotonic())
             _sleep_until(window_start)
             before = snapshot(_groups(system, server, services, pool), time.monotonic())
+            counters_before = _batching_counters(system, server)
             machine_before = machine_cpu(time.monotonic())
             recorder = None
             if profile_to is not None:
@@ -208,6 +211,7 @@ def stream(
             _sleep_until(window_end)
             machine_after = machine_cpu(time.monotonic())
             after = snapshot(_groups(system, server, services, pool), time.monotonic())
+            counters_after = _batching_counters(system, server)
             reports = pool.collect("final", timeout=config.window_s + 60)
             if recorder is not None:
                 profiling.finish(recorder)
@@ -229,11 +233,53 @@ def stream(
             server_process_cpu_s=sorted(
                 process_cpu_between(before, after, "server").values(), reverse=True
             ),
+            batching=_batching(counters_before, counters_after, config.window_s),
         )
     finally:
         server.stop()
     say(_progress(run))
     return run
+
+
+_BATCHING_COUNTERS = (
+    "mentara_appends_total",
+    "mentara_append_pipelines_total",
+    "mentara_write_rows_total",
+    "mentara_write_batches_total",
+)
+
+
+def _batching_counters(system: str, server: ServerProcess) -> dict[str, float]:
+    """The batching counters of a Mentara server's ``/metrics`` (all workers); {} otherwise."""
+    if system != "mentara":
+        return {}
+    try:
+        with httpx.Client(trust_env=False, timeout=5.0) as http:
+            text = http.get(server.http_url + "/metrics").text
+    except httpx.HTTPError:
+        return {}
+    values = dict.fromkeys(_BATCHING_COUNTERS, 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in values:
+            values[name] += float(value)
+    return values
+
+
+def _batching(
+    before: dict[str, float], after: dict[str, float], window_s: float
+) -> dict[str, float]:
+    if not before or not after or window_s <= 0:
+        return {}
+    d = {k: after[k] - before[k] for k in _BATCHING_COUNTERS}
+    return {
+        "appends_per_pipeline": d["mentara_appends_total"]
+        / max(1.0, d["mentara_append_pipelines_total"]),
+        "rows_per_write_batch": d["mentara_write_rows_total"]
+        / max(1.0, d["mentara_write_batches_total"]),
+        "pipelines_per_s": d["mentara_append_pipelines_total"] / window_s,
+        "write_batches_per_s": d["mentara_write_batches_total"] / window_s,
+    }
 
 
 def _busiest(server: ServerProcess) -> int:
@@ -261,6 +307,12 @@ def _progress(run: StreamRun) -> str:
         f"active {s.active_at_window}/{run.sessions} gaps {s.gaps} dups {s.dups} "
         f"errors {s.error_count}{' ' + str(dict(s.errors)) if s.errors else ''}  "
         f"{'PASS' if run.passes else 'FAIL'}"
+        + (
+            f"  appends/pipeline {run.batching['appends_per_pipeline']:.1f}"
+            f" rows/pg-batch {run.batching['rows_per_write_batch']:.1f}"
+            if run.batching
+            else ""
+        )
     )
 
 

@@ -52,6 +52,14 @@ SLOW_CONSUMER_CLOSES = Counter(
     "mentara_slow_consumer_closes_total", "Sockets closed with 4003 for falling behind"
 )
 LEASE_TAKEOVERS = Counter("mentara_lease_takeovers_total", "Sessions taken over from a gone owner")
+REDIS_PIPELINES = Counter(
+    "mentara_append_pipelines_total", "Redis round trips carrying session appends"
+)
+REDIS_APPENDS = Counter("mentara_appends_total", "Session events appended in Redis")
+PG_WRITE_BATCHES = Counter(
+    "mentara_write_batches_total", "Write-behind batches committed to Postgres"
+)
+PG_WRITE_ROWS = Counter("mentara_write_rows_total", "Rows the write-behind committed")
 REPORTS_RECOVERED = Counter(
     "mentara_reports_recovered_total",
     "Reports written for ended sessions left without one (their worker died or gave up)",

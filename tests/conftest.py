@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from server.config import Settings
 from server.embedded import start_embedded
+from server.hub.lease import Leases
 from tests.support import (
     RunningServer,
     Services,
@@ -67,3 +68,21 @@ async def redis(services: Services) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def new_leases(redis: aioredis.Redis) -> AsyncIterator[Callable[..., Leases]]:
+    """Makes ``Leases`` on the suite's Redis (``new_leases(prefix, worker, lease_ms=...)``)
+    and closes them after the test (their append pipeline keeps a connection)."""
+    made: list[Leases] = []
+
+    def make(prefix: str, worker: str, *, lease_ms: int, ttl_ms: int = 60_000) -> Leases:
+        leases = Leases(redis, prefix, worker, lease_ms=lease_ms, ttl_ms=ttl_ms)
+        made.append(leases)
+        return leases
+
+    try:
+        yield make
+    finally:
+        for leases in made:
+            await leases.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -28,10 +29,18 @@ def test_commands_are_packed_as_resp_arrays_of_bulk_strings() -> None:
         pack_command((b"GET", object()))
 
 
-async def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_results(
-    redis: aioredis.Redis,
-) -> None:
+@pytest.fixture
+async def batcher(redis: aioredis.Redis) -> AsyncIterator[ScriptBatcher]:
     batcher = ScriptBatcher(redis, ECHO)
+    try:
+        yield batcher
+    finally:
+        await batcher.aclose()
+
+
+async def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_results(
+    batcher: ScriptBatcher,
+) -> None:
     key = f"t:{uuid.uuid4().hex}"
     big = "x" * 100_000 + "é"
     calls = [
@@ -49,8 +58,9 @@ async def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_results(
     ]
 
 
-async def test_a_flushed_script_is_loaded_again(redis: aioredis.Redis) -> None:
-    batcher = ScriptBatcher(redis, ECHO)
+async def test_a_flushed_script_is_loaded_again(
+    redis: aioredis.Redis, batcher: ScriptBatcher
+) -> None:
     key = f"t:{uuid.uuid4().hex}"
     assert (await batcher(keys=[key], args=["a", "ok"]))[0] == 1
     await redis.script_flush()
@@ -59,16 +69,13 @@ async def test_a_flushed_script_is_loaded_again(redis: aioredis.Redis) -> None:
 
 
 async def test_a_killed_connection_fails_its_calls_and_the_next_ones_succeed(
-    redis: aioredis.Redis, services: Services
+    batcher: ScriptBatcher, services: Services
 ) -> None:
-    batcher = ScriptBatcher(redis, ECHO)
     key = f"t:{uuid.uuid4().hex}"
     await batcher(keys=[key], args=["a", "ok"])
-    pool = redis.connection_pool
-    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    conn = batcher._connection()  # the batcher's own connection, idle between pipelines
     await conn.send_command("CLIENT", "ID")
     client_id = await conn.read_response()
-    await pool.release(conn)
     admin = aioredis.from_url(services.redis_url)
     try:
         assert await admin.execute_command("CLIENT", "KILL", "ID", client_id) == 1
@@ -81,7 +88,7 @@ async def test_a_killed_connection_fails_its_calls_and_the_next_ones_succeed(
         except (redis_errors.ConnectionError, OSError) as exc:
             outcomes.append(exc)
     # A call on the killed connection fails with a connection error (its caller retries),
-    # unless the pool's check finds it dead first; every pipeline after runs on a fresh
+    # unless the write already finds it dead; every pipeline after runs on a fresh
     # connection with its replies in step.
     failures = [o for o in outcomes if not isinstance(o, list)]
     successes = [o for o in outcomes if isinstance(o, list)]

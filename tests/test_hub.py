@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -47,10 +48,12 @@ async def append(leases: Leases, session_id: str, token: str, text: str) -> int:
     return int(seq)
 
 
-async def test_one_owner_at_a_time_and_a_stale_owner_cannot_append(redis: aioredis.Redis) -> None:
+async def test_one_owner_at_a_time_and_a_stale_owner_cannot_append(
+    redis: aioredis.Redis, new_leases: Callable[..., Leases]
+) -> None:
     prefix = f"hub{uuid.uuid4().hex[:6]}:"
-    a = Leases(redis, prefix, "worker-a", lease_ms=300, ttl_ms=60_000)
-    b = Leases(redis, prefix, "worker-b", lease_ms=300, ttl_ms=60_000)
+    a = new_leases(prefix, "worker-a", lease_ms=300)
+    b = new_leases(prefix, "worker-b", lease_ms=300)
     lease_a = await a.acquire("s1", 0)
     assert lease_a is not None
     assert await b.acquire("s1", 0) is None  # one owner
@@ -75,10 +78,12 @@ async def test_one_owner_at_a_time_and_a_stale_owner_cannot_append(redis: aiored
     assert int(again.token.rsplit(":", 1)[1]) > int(lease_b.token.rsplit(":", 1)[1])
 
 
-async def test_the_seq_counter_is_never_rewound(redis: aioredis.Redis) -> None:
+async def test_the_seq_counter_is_never_rewound(
+    redis: aioredis.Redis, new_leases: Callable[..., Leases]
+) -> None:
     """After Redis lost the counter, a new lease raises it to the floor (what Postgres has)."""
     prefix = f"hub{uuid.uuid4().hex[:6]}:"
-    leases = Leases(redis, prefix, "w", lease_ms=5000, ttl_ms=60_000)
+    leases = new_leases(prefix, "w", lease_ms=5000)
     lease = await leases.acquire("s2", 41)
     assert lease is not None
     assert lease.seq == 41
@@ -106,12 +111,12 @@ class FakeSocket:
 
 
 async def test_a_gap_on_the_live_channel_is_filled_from_history(
-    redis: aioredis.Redis, services: Services
+    redis: aioredis.Redis, new_leases: Callable[..., Leases], services: Services
 ) -> None:
     import asyncpg
 
     prefix = f"hub{uuid.uuid4().hex[:6]}:"
-    leases = Leases(redis, prefix, "w", lease_ms=5000, ttl_ms=60_000)
+    leases = new_leases(prefix, "w", lease_ms=5000)
     lease = await leases.acquire("s3", 0)
     assert lease is not None
     for text in ("a", "b", "c", "d"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -35,10 +36,12 @@ class RecordingWriter:
         return future
 
 
-async def test_records_name_the_assigned_seq_when_appends_queue(redis: aioredis.Redis) -> None:
+async def test_records_name_the_assigned_seq_when_appends_queue(
+    redis: aioredis.Redis, new_leases: Callable[..., Leases]
+) -> None:
     prefix = f"t-{uuid.uuid4().hex[:8]}:"
     session_id = uuid.uuid4().hex
-    leases = Leases(redis, prefix, "w1", lease_ms=10_000, ttl_ms=60_000)
+    leases = new_leases(prefix, "w1", lease_ms=10_000)
     lease = await leases.acquire(session_id, 0)
     assert lease is not None
     keys = session_keys(prefix, session_id)

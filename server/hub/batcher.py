@@ -1,5 +1,5 @@
 """Auto-pipelining of the append script: every append issued in one turn of the event loop
-goes to Redis in one pipeline (one round trip, one connection checkout).
+goes to Redis in one pipeline (one round trip, on the batcher's own connection).
 
 Contract of :meth:`ScriptBatcher.call`: the same as calling the script (its result, or the
 Redis error it raised, for this call alone); calls are sent in the order they were made; a
@@ -8,57 +8,89 @@ Redis restart (``NOSCRIPT``) are loaded again and the affected calls re-sent onc
 ``max_batch`` calls go in one pipeline; the rest follow in the next.
 
 The pipeline is written by hand: every ``EVALSHA`` is packed here straight into one RESP
-buffer and the replies are read off one of redis-py's pooled connections (its parser, hiredis
-when installed). redis-py's ``Pipeline`` costs about 30 µs of Python per command (argument
+buffer and the replies are read off a redis-py connection (its parser, hiredis when
+installed) that the batcher keeps for itself: pipelines go one at a time anyway. redis-py's ``Pipeline`` costs about 30 µs of Python per command (argument
 encoding, per-command bookkeeping), which on the owner is paid once per event.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
+from server import metrics
+
 
 class ScriptBatcher:
-    def __init__(self, redis: aioredis.Redis, script: str, *, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        script: str,
+        *,
+        max_batch: int = 512,
+        timeout_s: float = 5.0,
+    ) -> None:
         self.redis = redis
         self.script = script
         self.max_batch = max_batch
+        self.timeout_s = timeout_s  # for one pipeline: its write and all its replies
         self._sha: str | None = None
         self._pending: list[tuple[list[Any], list[Any], asyncio.Future[Any]]] = []
-        self._flushing = False
+        # One long-lived flusher task, woken through this future by the first call of a loop
+        # turn (no task created per pipeline), and one connection of its own (no pool
+        # checkout per pipeline; no redis-py per-write task: see ``_connection``).
+        self._wakeup: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._conn: Any = None
         self.pipelines = 0
         self.calls = 0
 
     async def __call__(self, *, keys: list[Any], args: list[Any]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((keys, args, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().call_soon(self._start_flush)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_forever(), name="append-pipeline")
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
         return await future
 
-    def _start_flush(self) -> None:
-        task = asyncio.ensure_future(self._flush())
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+    async def aclose(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        for _, _, future in self._pending:
+            if not future.done():
+                future.set_exception(redis_errors.ConnectionError("closed"))
+        self._pending = []
+        if self._conn is not None:
+            await self._conn.disconnect(nowait=True)
+            self._conn = None
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = (
-                    self._pending[: self.max_batch],
-                    self._pending[self.max_batch :],
-                )
+    async def _flush_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                self._wakeup = None
+            # Woken in the loop turn after the first call: every call made in that turn is
+            # here by now and goes in this pipeline.
+            batch, self._pending = (
+                self._pending[: self.max_batch],
+                self._pending[self.max_batch :],
+            )
+            try:
                 await self._send(batch)
-        finally:
-            self._flushing = False
-            if self._pending:  # arrived while the last pipeline was in flight
-                self._flushing = True
-                asyncio.get_running_loop().call_soon(self._start_flush)
+            except asyncio.CancelledError:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(redis_errors.ConnectionError("closed"))
+                raise
 
     async def _send(self, batch: list[tuple[list[Any], list[Any], asyncio.Future[Any]]]) -> None:
         try:
@@ -72,13 +104,16 @@ class ScriptBatcher:
                 for i, result in zip(retry, again, strict=True):
                     results[i] = result
         except Exception as exc:
-            self._sha = None if isinstance(exc, redis_errors.ConnectionError) else self._sha
+            if isinstance(exc, redis_errors.ConnectionError | OSError):
+                self._sha = None
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
         self.pipelines += 1
         self.calls += len(batch)
+        metrics.REDIS_PIPELINES.inc()
+        metrics.REDIS_APPENDS.inc(len(batch))
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
@@ -86,6 +121,16 @@ class ScriptBatcher:
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+    def _connection(self) -> Any:
+        """The batcher's own connection, made by the client's pool factory (same address,
+        credentials and parser). Its ``socket_timeout`` is unset: redis-py would otherwise
+        run every write in a task of its own (``asyncio.wait_for``) and open a timeout
+        context per reply; ``_pipeline`` bounds the whole round trip instead."""
+        if self._conn is None:
+            self._conn = self.redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+            self._conn.socket_timeout = None
+        return self._conn
 
     async def _pipeline(
         self, batch: list[tuple[list[Any], list[Any], asyncio.Future[Any]]]
@@ -98,26 +143,24 @@ class ScriptBatcher:
         packed = b"".join(
             pack_command((head, sha_bytes, len(keys), *keys, *args)) for keys, args, _ in batch
         )
-        pool = self.redis.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        connection = self._connection()
         try:
-            await connection.send_packed_command(packed, check_health=False)
-            results: list[Any] = []
-            # One deadline for all the replies (the connection's socket timeout), not one
-            # timeout context per reply: ``math.inf`` tells redis-py to set none of its own.
-            async with asyncio.timeout(connection.socket_timeout):
+            async with asyncio.timeout(self.timeout_s):
+                await connection.send_packed_command(packed, check_health=False)
+                results: list[Any] = []
                 for _ in batch:
                     try:
-                        results.append(await connection.read_response(timeout=math.inf))
+                        results.append(await connection.read_response())
                     except redis_errors.ResponseError as exc:  # this call's error; read on
                         results.append(exc)
             return results
-        except BaseException:
-            # The replies still unread would be taken for the next command's: drop it.
+        except BaseException as exc:
+            # The replies still unread would be taken for the next command's: drop the
+            # connection (the next pipeline connects again).
             await connection.disconnect(nowait=True)
+            if isinstance(exc, TimeoutError):
+                raise redis_errors.TimeoutError("append pipeline timed out") from exc
             raise
-        finally:
-            await pool.release(connection)
 
 
 def _arg(value: Any) -> bytes:

@@ -41,6 +41,9 @@ class Leases:
         # Appends are auto-pipelined: all those of one loop turn share a round trip.
         self.append_script = ScriptBatcher(redis, scripts.APPEND)
 
+    async def aclose(self) -> None:
+        await self.append_script.aclose()
+
     async def acquire(self, session_id: str, floor_seq: int) -> Lease | None:
         """Take the lease if nobody holds it; None if another worker does."""
         keys = session_keys(self.prefix, session_id)

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 import asyncpg
 
+from server import metrics
 from server.sessions.store import SessionStore, WriteBatch
 
 log = logging.getLogger("mentara.writer")
@@ -174,6 +175,8 @@ class EventWriter:
             try:
                 await self.store.write_batch(batch)
                 self.flushes += 1
+                metrics.PG_WRITE_BATCHES.inc()
+                metrics.PG_WRITE_ROWS.inc(len(batch))
                 return None
             except TRANSIENT_DB_ERRORS as exc:
                 self.failures += 1

@@ -151,6 +151,7 @@ class SessionManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.leases.aclose()
         await self.eraser.close()
         await self.router.close()
         for channel in self.channels.values():
