@@ -11,7 +11,7 @@ import pytest
 
 from server.db import create_pool
 from server.sessions.event_writer import EventWriter, Records
-from server.sessions.store import SessionStore
+from server.sessions.store import SessionStore, WriteBatch
 from tests.support import Services
 
 
@@ -80,3 +80,18 @@ async def test_close_writes_what_is_gathering(store: SessionStore) -> None:
     await asyncio.wait_for(writer.close(), 5)
     assert pending.done() and pending.exception() is None
     assert [e.seq for e in await store.events_after(session_id, 0)] == [1]
+
+
+async def test_an_events_batch_written_again_stores_each_row_once(store: SessionStore) -> None:
+    """Events-only batches go by COPY, which cannot skip a stored row: a batch repeating
+    rows (a retry after a lost commit reply, a take-over's backfill) falls back to the
+    idempotent INSERT, storing the new rows and leaving the old ones as they were."""
+    session_id = await new_session(store)
+    first = WriteBatch(events=[e for seq in (1, 2) for e in event(session_id, seq).events])
+    await store.write_batch(first)
+    again = WriteBatch(events=[e for seq in (1, 2, 3) for e in event(session_id, seq).events])
+    again.events[0] = (*again.events[0][:4], again.events[0][4].replace('"x"', '"changed"'))
+    await store.write_batch(again)
+    stored = await store.events_after(session_id, 0)
+    assert [e.seq for e in stored] == [1, 2, 3]
+    assert json.loads(stored[0].body)["text"] == "x"
