@@ -60,7 +60,7 @@ from server.sessions.erasure import SessionEraser
 from server.sessions.event_writer import EventWriter
 from server.sessions.live import LiveSession, SessionEndedError
 from server.sessions.log import LeaseLost, LoggedEvent, SessionLog, now_ms
-from server.sessions.recovery import backfill_records, recover_state
+from server.sessions.recovery import RecoveredState, backfill_records, recover_state
 from server.sessions.scoring import LiveScoring
 from server.sessions.snapshots import build_snapshot
 from server.sessions.store import SessionRow, SessionStore
@@ -397,7 +397,6 @@ class SessionManager:
         *,
         started_at_ms: int,
         catch_up: list[LoggedEvent] | None = None,
-        score: bool = False,
         **state: object,
     ) -> LiveSession:
         question = self.catalog.get(row.question_id)
@@ -450,21 +449,20 @@ class SessionManager:
         )
         session.lease = lease
         holder.append(session)
-        if row.status == "active" or score:
-            scoring = LiveScoring(
-                session_id=row.id,
-                user_id=row.user_id,
-                question=question.source,
-                log=session_log,
-                store=self.store,
-                runner=self.runner.runner,
-                judge=self.judge,
-                summary_writer=self.summary_writer,
-            )
-            scoring.catch_up(catch_up or [])
-            session_log.observers.append(scoring.observe)
-            scoring.start()
-            session.scoring = scoring
+        scoring = LiveScoring(
+            session_id=row.id,
+            user_id=row.user_id,
+            question=question.source,
+            log=session_log,
+            store=self.store,
+            runner=self.runner.runner,
+            judge=self.judge,
+            summary_writer=self.summary_writer,
+        )
+        scoring.catch_up(catch_up or [])
+        session_log.observers.append(scoring.observe)
+        scoring.start()
+        session.scoring = scoring
         return session
 
     async def _ensure_owner(self, session_id: str) -> None:
@@ -512,22 +510,52 @@ class SessionManager:
         row = await self._row(session_id)
         if row.status == "ended":
             raise SessionEndedError("this session has ended")
+        taken = await self._take_and_rebuild(row)
+        if taken is None:
+            return None
+        session, state = taken
+        if state.code is not None:
+            session.engine.code_updated(state.code.language, state.code.source)
+        self.owned[session_id] = session
+        self._orphaned.pop(session_id, None)
+        metrics.LEASE_TAKEOVERS.inc()
+        await self._sync_subscription(session_id)
+        log.info(
+            "took over session %s at seq %d",
+            session_id,
+            session.log.last_seq,
+            extra={"session_id": session_id},
+        )
+        if state.open_turn is not None:
+            await state.close_open_turn(session.log)
+        session.engine.start(introduce=False)
+        if row.deadline_ts is not None and row.deadline_ts <= now_ms():
+            session.spawn(session.end("time_up"))
+        else:
+            session.arm_deadline()
+        return session
+
+    async def _take_and_rebuild(self, row: SessionRow) -> tuple[LiveSession, RecoveredState] | None:
+        """Take the session's lease and rebuild it as this worker's own (not yet in
+        ``owned``); None when another worker holds the lease.
+
+        What the previous owner logged in Redis but Postgres lacks is backfilled, with the
+        input ids its appends recorded in Redis (they reach Postgres only with the
+        write-behind: a dead owner's last inputs may be known only there); the session's
+        state is replayed from history, and its channel goes live after the lease's seq."""
+        session_id = row.id
         floor = await self.store.last_seq(session_id)
         lease = await self.leases.acquire(session_id, floor)
         if lease is None:
             return None
         events = [e for e in await self.history.read(session_id, 0) or [] if e.seq <= lease.seq]
-        # The inputs the appends recorded in Redis (their ids reach Postgres only with the
-        # write-behind): a dead owner's last inputs may be known only here.
         raw_inputs = await self.redis.hgetall(session_keys(self.prefix, session_id).inputs)
         redis_inputs = {
             _text(input_id): int(seq)
             for input_id, seq in raw_inputs.items()
             if int(seq) <= lease.seq
         }
-        missing = [e for e in events if e.seq > floor]
-        if missing:
-            # The dead owner's write-behind had not reached Postgres: Redis still has them.
+        if any(e.seq > floor for e in events):
             await self.writer.submit(
                 backfill_records(session_id, events, after=floor, inputs=redis_inputs)
             )
@@ -550,26 +578,7 @@ class SessionManager:
         for input_id, seq in sorted(redis_inputs.items(), key=lambda item: item[1]):
             applied.setdefault(input_id, seq)
         session.remember_inputs(applied)
-        if state.code is not None:
-            session.engine.code_updated(state.code.language, state.code.source)
-        self.owned[session_id] = session
-        self._orphaned.pop(session_id, None)
-        metrics.LEASE_TAKEOVERS.inc()
-        await self._sync_subscription(session_id)
-        log.info(
-            "took over session %s at seq %d",
-            session_id,
-            lease.seq,
-            extra={"session_id": session_id},
-        )
-        if state.open_turn is not None:
-            await state.close_open_turn(session.log)
-        session.engine.start(introduce=False)
-        if row.deadline_ts is not None and row.deadline_ts <= now_ms():
-            session.spawn(session.end("time_up"))
-        else:
-            session.arm_deadline()
-        return session
+        return session, state
 
     async def recover_report(self, session_id: str) -> bool:
         """Write the report of an ended session left without one (its owner died or shut down
@@ -585,28 +594,10 @@ class SessionManager:
         row = await self._row(session_id)
         if row.status != "ended":
             return False
-        floor = await self.store.last_seq(session_id)
-        lease = await self.leases.acquire(session_id, floor)
-        if lease is None:
+        taken = await self._take_and_rebuild(row)
+        if taken is None:
             return False
-        events = [e for e in await self.history.read(session_id, 0) or [] if e.seq <= lease.seq]
-        if any(e.seq > floor for e in events):
-            await self.writer.submit(backfill_records(session_id, events, after=floor))
-        state = recover_state(session_id, events)
-        channel = self._channel(session_id)
-        if not channel.attachments:
-            channel.set_head(lease.seq)
-        session = self._new_live(
-            row,
-            lease,
-            started_at_ms=row.created_at_ms,
-            catch_up=events,
-            score=True,
-            transcript=state.transcript,
-            phase=state.phase,
-            turns_spoken=state.turns_spoken,
-        )
-        session.code = state.code
+        session, _ = taken
         session.ended = True  # inputs are refused; the engine is never started
         self.owned[session_id] = session
         await self._sync_subscription(session_id)
