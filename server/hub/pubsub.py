@@ -50,20 +50,28 @@ class PubSubHub:
         self._task = asyncio.create_task(self._run(), name="pubsub")
 
     async def subscribe(self, channel: str) -> None:
+        """Take a reference on ``channel``; return once Redis confirmed the subscription (or
+        every reference was dropped meanwhile). On failure (a timeout, a cancellation) the
+        reference is given back, so counts never leak."""
         count = self.refs.get(channel, 0)
         self.refs[channel] = count + 1
-        if count:
-            confirmed = self._confirmed.get(channel)
-            if confirmed is not None:
-                await asyncio.wait_for(confirmed.wait(), _CONFIRM_TIMEOUT_S)
-            return
-        confirmed = self._confirmed[channel] = asyncio.Event()
-        pubsub = self._pubsub
-        if pubsub is not None and self._connected.is_set():
-            # On failure the reader reconnects and subscribes to every channel in ``refs``.
-            with contextlib.suppress(redis_errors.ConnectionError, OSError):
-                await pubsub.subscribe(channel)
-        await asyncio.wait_for(confirmed.wait(), _CONFIRM_TIMEOUT_S)
+        try:
+            if count:
+                confirmed = self._confirmed.get(channel)
+                if confirmed is not None:
+                    await asyncio.wait_for(confirmed.wait(), _CONFIRM_TIMEOUT_S)
+                return
+            confirmed = self._confirmed[channel] = asyncio.Event()
+            pubsub = self._pubsub
+            if pubsub is not None and self._connected.is_set():
+                # On failure the reader reconnects and subscribes to every channel in ``refs``.
+                with contextlib.suppress(redis_errors.ConnectionError, OSError):
+                    await pubsub.subscribe(channel)
+            await asyncio.wait_for(confirmed.wait(), _CONFIRM_TIMEOUT_S)
+        except BaseException:
+            if self.refs.get(channel):
+                await self.unsubscribe(channel)
+            raise
 
     async def unsubscribe(self, channel: str) -> None:
         count = self.refs.get(channel, 0) - 1
@@ -71,7 +79,11 @@ class PubSubHub:
             self.refs[channel] = count
             return
         self.refs.pop(channel, None)
-        self._confirmed.pop(channel, None)
+        confirmed = self._confirmed.pop(channel, None)
+        if confirmed is not None:
+            # A subscribe still waiting for its confirmation: nobody needs the channel any
+            # more, so it need not wait (it would for ever: the confirmation is not awaited).
+            confirmed.set()
         pubsub = self._pubsub
         if pubsub is not None and self._connected.is_set():
             with contextlib.suppress(redis_errors.ConnectionError, OSError):
@@ -89,6 +101,11 @@ class PubSubHub:
                 else:
                     await pubsub.ping()
                 self._connected.set()
+                # Channels asked for while connecting were not sent by ``subscribe`` (not
+                # connected yet) and may have missed the list just sent: send them now.
+                late = [name for name in self.refs if name.encode() not in pubsub.channels]
+                if late:
+                    await pubsub.subscribe(*late)
                 if not first:
                     self.reconnects += 1
                     log.warning("pub/sub reconnected; filling gaps")

@@ -78,6 +78,7 @@ class SessionChannel:
         self.head = 0  # the highest seq delivered here, contiguously (0: none yet)
         self.synced = False  # head is meaningful once the first replay (or the owner) set it
         self.subscribed = False  # on Redis pub/sub (while it has sockets and is not owned here)
+        self.joining = 0  # sockets being attached (not yet in ``attachments``)
         self.attachments: dict[ClientSocket, Attachment] = {}
         self._pending: dict[int, LoggedEvent] = {}
         # The latest events delivered here, contiguous: replays of recent history come from

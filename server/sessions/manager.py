@@ -268,13 +268,16 @@ class SessionManager:
     ) -> None:
         await self._move(sock, row.id)
         channel = self._channel(row.id)
-        await self._sync_subscription(row.id, attaching=True)
+        channel.joining += 1  # the channel stays, subscribed, until the socket is in it
         try:
+            await self._sync_subscription(row.id)
             await channel.attach(sock, last_seq, read_only=read_only)
         except BaseException:
+            channel.joining -= 1
             self.attached.pop(sock, None)
             await self._leave(sock, row.id)
             raise
+        channel.joining -= 1
         if row.status != "ended" and row.id not in self.owned:
             self._spawn(self._ensure_owner(row.id))
 
@@ -290,18 +293,23 @@ class SessionManager:
             return
         channel.detach(sock)
         await self._sync_subscription(session_id)
-        if not channel.attachments and session_id not in self.owned:
+        if (
+            not channel.attachments
+            and not channel.joining
+            and session_id not in self.owned
+            and self.channels.get(session_id) is channel
+        ):
             self.channels.pop(session_id, None)
             await channel.close()
 
-    async def _sync_subscription(self, session_id: str, *, attaching: bool = False) -> None:
+    async def _sync_subscription(self, session_id: str) -> None:
         """Subscribe to the session's pub/sub channel exactly while this worker has sockets on
-        it and does not own it: the owner delivers its own events directly, so it never
-        receives (and pays to parse) its own publishes."""
+        it (attached or being attached) and does not own it: the owner delivers its own
+        events directly, so it never receives (and pays to parse) its own publishes."""
         channel = self.channels.get(session_id)
         if channel is None:
             return
-        needed = (attaching or bool(channel.attachments)) and session_id not in self.owned
+        needed = bool(channel.attachments or channel.joining) and session_id not in self.owned
         name = session_keys(self.prefix, session_id).channel
         if needed and not channel.subscribed:
             channel.subscribed = True
@@ -632,21 +640,29 @@ class SessionManager:
                 log.warning("lease keeping failed", exc_info=True)
 
     async def _keep_once(self) -> None:
-        for session_id, session in list(self.owned.items()):
-            if session.ended and session.report_done.is_set():
-                self.owned.pop(session_id, None)
-                await self._sync_subscription(session_id)
-                if session.lease is not None:
-                    await self.leases.release(session.lease)
+        """Renew every lease first, in one round trip; nothing else may delay it (a lease
+        not renewed for ``lease_ms`` is lost). The rest (a lease not renewed, sessions done,
+        sockets whose session has no owner here) runs in tasks of its own."""
         owned = [(s, s.lease) for s in self.owned.values() if s.lease is not None]
         renewed = await self.leases.renew([lease for _, lease in owned if lease is not None])
         for (session, lease_used), ok in zip(owned, renewed, strict=True):
             if ok or session.lease is not lease_used or session.id not in self.owned:
                 continue  # renewed, or re-taken by an append meanwhile
-            await self._retake_or_drop(session)
+            self._spawn(self._retake_or_drop(session))
+        for session_id, session in list(self.owned.items()):
+            if session.ended and session.report_done.is_set():
+                self.owned.pop(session_id, None)
+                self._spawn(self._hand_back(session))
         for session_id, channel in list(self.channels.items()):
             if channel.attachments and session_id not in self.owned:
                 self._spawn(self._ensure_owner_quietly(session_id))
+
+    async def _hand_back(self, session: LiveSession) -> None:
+        """An ended session whose report is done: release its lease; sockets still on it
+        here now hear any later event (a recovered report) through pub/sub."""
+        if session.lease is not None:
+            await self.leases.release(session.lease)
+        await self._sync_subscription(session.id)
 
     async def _retake_or_drop(self, session: LiveSession) -> None:
         """Our lease was not renewed: take it again if Redis lost it (a restart without
