@@ -129,6 +129,7 @@ class StreamRun:
             if self.window_s
             else [],
             "note": self.note,
+            "batching": self.batching,
         }
 
 

@@ -83,9 +83,9 @@ async def test_close_writes_what_is_gathering(store: SessionStore) -> None:
 
 
 async def test_an_events_batch_written_again_stores_each_row_once(store: SessionStore) -> None:
-    """Events-only batches go by COPY, which cannot skip a stored row: a batch repeating
-    rows (a retry after a lost commit reply, a take-over's backfill) falls back to the
-    idempotent INSERT, storing the new rows and leaving the old ones as they were."""
+    """Events go by COPY, which cannot skip a stored row: a batch repeating rows (a retry
+    after a lost commit reply, a take-over's backfill) falls back to the idempotent INSERT,
+    storing the new rows and leaving the old ones as they were."""
     session_id = await new_session(store)
     first = WriteBatch(events=[e for seq in (1, 2) for e in event(session_id, seq).events])
     await store.write_batch(first)
@@ -95,3 +95,15 @@ async def test_an_events_batch_written_again_stores_each_row_once(store: Session
     stored = await store.events_after(session_id, 0)
     assert [e.seq for e in stored] == [1, 2, 3]
     assert json.loads(stored[0].body)["text"] == "x"
+
+    # The same with side rows: the transaction fails whole, then goes again by INSERT.
+    mixed = WriteBatch(
+        events=[e for seq in (3, 4) for e in event(session_id, seq).events],
+        turns=[(session_id, "c1", "candidate", "hello", 4, None, None)],
+    )
+    await store.write_batch(mixed)
+    assert [e.seq for e in await store.events_after(session_id, 0)] == [1, 2, 3, 4]
+    turns = await store.pool.fetch(
+        "SELECT turn_id, seq FROM transcript_turns WHERE session_id = $1", session_id
+    )
+    assert [(t["turn_id"], t["seq"]) for t in turns] == [("c1", 4)]

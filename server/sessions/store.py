@@ -264,24 +264,36 @@ class SessionStore:
         )
 
     async def write_batch(self, batch: WriteBatch) -> None:
-        """Write the batch in one transaction; idempotent, so a retried batch is harmless."""
+        """Write the batch in one transaction; idempotent, so a retried batch is harmless.
+
+        Events go by binary COPY, which costs both sides less per row than INSERT
+        (docs/benchmarks.md) but cannot skip a row already stored: a batch that meets one (a
+        retry after a lost commit reply, a take-over's backfill) fails as a whole, nothing
+        of it written, and is written again with the idempotent INSERT."""
+        try:
+            await self._write_batch(batch, copy_events=True)
+        except asyncpg.UniqueViolationError:
+            await self._write_batch(batch, copy_events=False)
+
+    async def _write_batch(self, batch: WriteBatch, *, copy_events: bool) -> None:
+        async def write_events(conn: asyncpg.Connection) -> None:
+            if not batch.events:
+                return
+            if copy_events:
+                await conn.copy_records_to_table(
+                    "session_events", records=batch.events, columns=_EVENT_COLUMNS
+                )
+            else:
+                await _insert_events(conn, batch.events)
+
         if len(batch.events) == len(batch):
             # Events only (the interviewer speaking): one statement is atomic by itself, so
-            # no BEGIN/COMMIT round trips. Binary COPY costs both sides less per row than
-            # INSERT (docs/benchmarks.md) but cannot skip rows already stored: a batch that
-            # meets one (a retry after a lost commit reply, a take-over's backfill) is
-            # written again with the idempotent INSERT.
+            # no BEGIN/COMMIT round trips.
             async with self.pool.acquire() as conn:
-                try:
-                    await conn.copy_records_to_table(
-                        "session_events", records=batch.events, columns=_EVENT_COLUMNS
-                    )
-                except asyncpg.UniqueViolationError:
-                    await _insert_events(conn, batch.events)
+                await write_events(conn)
             return
         async with self.pool.acquire() as conn, conn.transaction():
-            if batch.events:
-                await _insert_events(conn, batch.events)
+            await write_events(conn)
             if batch.inputs:
                 await conn.executemany(
                     """INSERT INTO client_inputs (session_id, input_id, seq)
