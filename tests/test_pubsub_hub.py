@@ -20,16 +20,24 @@ from server.hub import pubsub as pubsub_module
 from server.hub.pubsub import PubSubHub
 
 
+async def _nothing_to_refill() -> None:
+    return None
+
+
+def _new_channel() -> str:
+    return f"t:{uuid.uuid4().hex}"
+
+
 @pytest.fixture
 async def hub(redis: aioredis.Redis) -> AsyncIterator[tuple[PubSubHub, list[tuple[str, bytes]]]]:
+    """A started hub, connected (one channel subscribed and confirmed), and what it received."""
     received: list[tuple[str, bytes]] = []
-
-    async def on_reconnect() -> None:
-        return None
-
-    hub = PubSubHub(redis, lambda channel, data: received.append((channel, data)), on_reconnect)
+    hub = PubSubHub(
+        redis, lambda channel, data: received.append((channel, data)), _nothing_to_refill
+    )
     await hub.start()
     try:
+        await hub.subscribe(_new_channel())
         yield hub, received
     finally:
         await hub.close()
@@ -39,8 +47,7 @@ async def test_a_subscribe_overtaken_by_the_last_unsubscribe_returns_at_once(
     hub: tuple[PubSubHub, list[tuple[str, bytes]]], redis: aioredis.Redis
 ) -> None:
     ps, received = hub
-    await ps.subscribe(f"t:{uuid.uuid4().hex}")
-    channel = f"t:{uuid.uuid4().hex}"
+    channel = _new_channel()
     loop = asyncio.get_running_loop()
     started = loop.time()
     pending = asyncio.create_task(ps.subscribe(channel))
@@ -67,8 +74,7 @@ async def test_a_subscribe_that_times_out_gives_its_reference_back(
     hub: tuple[PubSubHub, list[tuple[str, bytes]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ps, _ = hub
-    await ps.subscribe(f"t:{uuid.uuid4().hex}")
-    channel = f"t:{uuid.uuid4().hex}"
+    channel = _new_channel()
     monkeypatch.setattr(pubsub_module, "_CONFIRM_TIMEOUT_S", 0.0)  # no confirmation in time
     with pytest.raises(TimeoutError):
         await ps.subscribe(channel)
@@ -83,15 +89,11 @@ async def test_a_channel_asked_for_while_the_hub_connects_is_subscribed(
 ) -> None:
     """``subscribe`` does not send while the hub is (re)connecting, and the reader sends the
     channels it knew when it began: one asked for in between used to wait for ever."""
-
-    async def on_reconnect() -> None:
-        return None
-
-    hub = PubSubHub(redis, lambda channel, data: None, on_reconnect)
+    hub = PubSubHub(redis, lambda channel, data: None, _nothing_to_refill)
     await hub.start()
     try:
         await asyncio.sleep(0)  # the reader has begun connecting (nothing to subscribe yet)
         assert not hub._connected.is_set()
-        await asyncio.wait_for(hub.subscribe(f"t:{uuid.uuid4().hex}"), 2.0)
+        await asyncio.wait_for(hub.subscribe(_new_channel()), 2.0)
     finally:
         await hub.close()
