@@ -73,8 +73,9 @@ def ensure_venv(with_dev: bool) -> None:
 
 
 def ensure_test_tools(env: dict[str, str]) -> None:
-    """System tools two tests use: Chromium (the inspector's browser test; Playwright cannot
-    download its own browser here) and strace (the code runner's descriptor test). Those
+    """System tools the tests use: Chromium (the inspector's browser test; Playwright cannot
+    download its own browser here), strace (the code runner's descriptor test) and
+    bubblewrap (the code sandbox itself). Those
     missing are installed from Debian's packages when this runs as root where apt-get exists;
     otherwise (or if that fails) the browser test fails saying what to do, and the strace
     test is skipped."""
@@ -88,12 +89,30 @@ def ensure_test_tools(env: dict[str, str]) -> None:
         wanted.append("chromium")
     if not shutil.which("strace"):
         wanted.append("strace")
+    if not _has_bwrap():
+        wanted.append("bubblewrap")
+    _apt_install(wanted, env)
+
+
+def _has_bwrap() -> bool:
+    return bool(shutil.which("bwrap") or shutil.which("bwrap", path="/usr/bin:/bin"))
+
+
+def ensure_sandbox_tool(env: dict[str, str]) -> None:
+    """Bubblewrap, which isolates every run of candidate code: installed from Debian's
+    package when missing and this runs as root where apt-get exists; otherwise the server
+    says at start-up that code cannot run (or the README says how to install it)."""
+    if not _has_bwrap():
+        _apt_install(["bubblewrap"], env)
+
+
+def _apt_install(wanted: list[str], env: dict[str, str]) -> None:
     if not wanted:
         return
     if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
         print(f"dev.py: not installed here: {', '.join(wanted)} (see the README)", flush=True)
         return
-    print(f"dev.py: installing Debian's {', '.join(wanted)} for the tests", flush=True)
+    print(f"dev.py: installing Debian's {', '.join(wanted)}", flush=True)
     apt_env = {**env, "DEBIAN_FRONTEND": "noninteractive"}
     for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *wanted]):
         if subprocess.run(step, env=apt_env, stdout=subprocess.DEVNULL).returncode != 0:
@@ -109,6 +128,7 @@ def main(argv: list[str]) -> int:
     ensure_venv(with_dev=command == "test")
     env = dict(os.environ)
     if command == "serve":
+        ensure_sandbox_tool(env)
         os.execve(BIN / "mentara", [str(BIN / "mentara"), "serve", *rest], env)
     if env.get("MENTARA_SKIP_LINT") != "1":
         for step in (

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     HISTORY_EXPIRED = "history_expired"
     LLM_UNAVAILABLE = "llm_unavailable"
     QUOTA_EXCEEDED = "quota_exceeded"
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"
     INTERNAL = "internal"
 
 

@@ -22,60 +22,38 @@ from typing import Any, Final, NoReturn
 __all__ = ["HARNESS_SOURCE", "harness_command", "sandbox_main"]
 
 
-def harness_command(config: dict[str, Any]) -> list[str]:
-    """The command line of one sandboxed child with this configuration."""
-    return [sys.executable, "-I", "-S", "-B", "-u", "-c", HARNESS_SOURCE, json.dumps(config)]
+def harness_command(config: dict[str, Any], python: str | None = None) -> list[str]:
+    """The command line of one sandboxed child with this configuration, run by ``python``
+    (default: this interpreter)."""
+    python = python or sys.executable
+    return [python, "-I", "-S", "-B", "-u", "-c", HARNESS_SOURCE, json.dumps(config)]
 
 
 def sandbox_main(config_text: str) -> None:
     """The child's harness. Runs in a bare interpreter from its own source text, so it
     imports only the standard library, and only inside this function.
 
-    Order matters: namespaces and mounts (as root), then the uid switch, then limits, then
-    (another language) the exec of its runtime, or (Python) the input, then the import
-    lockdown, then candidate code.
+    Order matters: ``no_new_privs``, (as root) the uid switch, limits, then (another
+    language) the exec of its runtime, or (Python) the input, then the import lockdown, then
+    candidate code. Namespaces and mounts are bubblewrap's (:mod:`scoring.sandbox`), set up
+    before this starts; the harness holds no handle to anything the candidate could use
+    beyond what the ``os`` module gives any program.
     """
     import builtins
-    import ctypes
     import json
     import os
     import resource
     import sys
-    from collections.abc import Callable
 
     config = json.loads(config_text)
     for module in config.get("preload", ()):
         __import__(module)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
-    libc.mount.argtypes += [ctypes.c_char_p]
-    clone_newns, clone_newipc, clone_newnet = 0x00020000, 0x08000000, 0x40000000
-    ms_nosuid, ms_nodev, ms_noexec, ms_rec, ms_private = 2, 4, 8, 0x4000, 1 << 18
-    pr_set_no_new_privs = 38
-    workdir: str = config["workdir"]
 
-    def os_error(what: str) -> OSError:
-        errno = ctypes.get_errno()
-        return OSError(errno, f"{what}: {os.strerror(errno)}")
+    def set_no_new_privs() -> bool:
+        """``prctl(PR_SET_NO_NEW_PRIVS)`` through a ctypes handle that dies with this call."""
+        import ctypes
 
-    def mount_tmpfs(path: str, options: str) -> None:
-        flags = ms_nosuid | ms_nodev | ms_noexec
-        if libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, options.encode()) != 0:
-            raise os_error(f"mount {path}")
-
-    def enter_namespaces(net: bool, mount: bool, uid: int) -> None:
-        flags = (clone_newnet if net else 0) | (clone_newns | clone_newipc if mount else 0)
-        if flags and libc.unshare(flags) != 0:
-            raise os_error("unshare")
-        if mount:
-            if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
-                raise os_error("make mounts private")
-            for shared in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
-                if os.path.isdir(shared) and not os.path.islink(shared):
-                    mount_tmpfs(shared, "size=1m,nr_inodes=64,mode=1777")
-            os.makedirs(workdir, exist_ok=True)
-            size = config.get("limits", {}).get("workdir", 1 << 20)
-            mount_tmpfs(workdir, f"size={size},nr_inodes=1024,mode=0700,uid={uid},gid={uid}")
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) == 0)
 
     def drop_privileges(uid: int) -> None:
         os.setgroups([])
@@ -83,24 +61,6 @@ def sandbox_main(config_text: str) -> None:
         os.setuid(uid)
         if os.getuid() != uid or os.geteuid() != uid or os.getegid() != uid:
             raise OSError("could not switch user")
-
-    if config.get("probe"):
-        found = {"net": False, "mount": False, "drop": False}
-        notes = []
-        steps: list[tuple[str, Callable[[], None]]] = [
-            ("net", lambda: enter_namespaces(True, False, 0)),
-            ("mount", lambda: enter_namespaces(False, True, config["uid"])),
-            ("drop", lambda: drop_privileges(config["uid"])),
-        ]
-        for feature, step in steps:
-            try:
-                step()
-                found[feature] = True
-            except OSError as exc:
-                notes.append(f"{feature}: {exc.strerror or exc}")
-        found_text = ", ".join(k for k, v in found.items() if v) or "none"
-        print(json.dumps({**found, "detail": f"available: {found_text}; " + "; ".join(notes)}))
-        return
 
     result_fd = 3
     if config["result_fd"] != result_fd:
@@ -134,17 +94,12 @@ def sandbox_main(config_text: str) -> None:
         return count
 
     uid = config["uid"]
+    workdir: str = config["workdir"]
     exec_argv: list[str] | None = config.get("exec")
+    os.environ.clear()
     try:
-        if config["net"] or config["mount"]:
-            if config["net"] and exec_argv is None:
-                # Sockets exist, so that a connection fails for the right reason: with no
-                # interface up in the namespace, they go nowhere.
-                __import__("socket")
-                __import__("encodings.idna")  # socket.getaddrinfo encodes host names
-            enter_namespaces(config["net"], config["mount"], uid if uid is not None else 0)
-        if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
-            raise os_error("no_new_privs")
+        if not set_no_new_privs():
+            raise OSError("could not set no_new_privs")
         if uid is not None:
             drop_privileges(uid)
         os.chdir(workdir)
@@ -187,6 +142,7 @@ def sandbox_main(config_text: str) -> None:
         fatal(f"sandbox setup failed: {exc}")
     for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
         del sys.modules[name]
+    del set_no_new_privs, drop_privileges, config
     # Only what is already loaded (and built-in modules) can be imported from here on, so
     # the set of importable modules is the same whether or not the stdlib is readable.
     sys.meta_path[:] = [

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from scoring.code_runner import RunLimits
+from scoring.code_runner import SANDBOX_UNSAFE, RunLimits
 from server import metrics
 from server.auth import AuthSettings, TokenVerifier
 from server.client_socket import ClientSocket, Endpoint
@@ -111,12 +111,23 @@ def create_app(settings: Settings) -> Starlette:
                 base_url=settings.anthropic_base_url,
                 model=settings.judge_model,
             )
+        code_runs = CodeRunService(
+            RunLimits(),
+            concurrency=settings.code_runs,
+            per_user=1,
+            allow_unsafe=settings.sandbox == SANDBOX_UNSAFE,
+        )
+        sandbox = await code_runs.runner.support()
+        if not sandbox.isolated:
+            # Loud on purpose: candidates' code.run is refused, or (opted in) runs unisolated.
+            log.error("code sandbox: %s", sandbox.detail)
+        app.state.sandbox = sandbox
         sessions = SessionManager(
             store=store,
             writer=writer,
             provider=provider,
             catalog=catalog,
-            runner=CodeRunService(RunLimits(), concurrency=settings.code_runs, per_user=1),
+            runner=code_runs,
             redis=redis,
             prefix=settings.redis_prefix,
             judge=judge,
@@ -213,7 +224,10 @@ async def readyz(request: Request) -> Response:
         probe("redis", resources.redis.ping()),
     )
     if all(v == "ok" for v in checks.values()):
-        return JSONResponse({"status": "ready", **checks})
+        # Code runs are one feature among many: a host that cannot isolate them still serves
+        # interviews (code.run answers sandbox_unavailable), so this never makes it unready.
+        sandbox = request.app.state.sandbox.state
+        return JSONResponse({"status": "ready", **checks, "sandbox": sandbox})
     failing = ", ".join(k for k, v in checks.items() if v != "ok")
     response = error_response(503, "internal", f"not ready: {failing} unreachable")
     return response

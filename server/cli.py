@@ -87,7 +87,7 @@ def _run_uvicorn(
     )
     print(
         f"mentara: serving http://{host}:{real_port} with {workers} worker(s) on "
-        f"{stack.describe()}; {describe_provider(settings)}",
+        f"{stack.describe()}; {describe_provider(settings)}; {_describe_sandbox(settings)}",
         flush=True,
     )
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with a
@@ -104,6 +104,18 @@ def _run_uvicorn(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _describe_sandbox(settings: Settings) -> str:
+    """The code sandbox in one phrase for the start-up line (probed with a real run)."""
+    from scoring.code_runner import SANDBOX_UNSAFE, detect_sandbox_support
+
+    support = asyncio.run(detect_sandbox_support(settings.sandbox == SANDBOX_UNSAFE))
+    if support.isolated:
+        return f"code sandbox: {support.detail}"
+    if support.unsafe:
+        return f"code sandbox: UNSAFE, candidate code runs WITHOUT isolation ({support.detail})"
+    return f"code sandbox: UNAVAILABLE, code.run is refused ({support.detail})"
 
 
 class StopRequested(Exception):

@@ -160,6 +160,14 @@ ENV_VARS: tuple[EnvVar, ...] = (
         " for the commit); 5 times that for events nobody awaits.",
     ),
     EnvVar("MENTARA_OFFLINE_TOKENS_PER_S", "40", "Pace of the offline interviewer."),
+    EnvVar(
+        "MENTARA_SANDBOX",
+        "bubblewrap",
+        "How candidate code is isolated: `bubblewrap` (every run in its own namespaces; without"
+        " a working `bwrap`, `code.run` answers `sandbox_unavailable`), or"
+        " `unsafe-no-isolation` (a developer's laptop only: limits but no isolation; logged"
+        " loudly).",
+    ),
     EnvVar("MENTARA_CODE_RUNS", "2", "Candidate code runs allowed at once per worker."),
     EnvVar(
         "MENTARA_REPORT_RETRY_S",
@@ -235,6 +243,7 @@ class Settings:
     coalesce_ms: float = 30.0
     write_batch_ms: float = 10.0
     offline_tokens_per_s: float = 40.0
+    sandbox: str = "bubblewrap"
     code_runs: int = 2
     report_retry_s: float = 180.0
     push_webhook_url: str | None = None
@@ -256,6 +265,15 @@ class Settings:
 def _get(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _sandbox_mode(raw: str | None) -> str:
+    mode = raw or "bubblewrap"
+    if mode not in ("bubblewrap", "unsafe-no-isolation"):
+        raise ConfigError(
+            f"MENTARA_SANDBOX must be bubblewrap or unsafe-no-isolation, got {mode!r}"
+        )
+    return mode
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
@@ -328,6 +346,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         coalesce_ms=_number(env, "MENTARA_COALESCE_MS", 30.0),
         write_batch_ms=_number(env, "MENTARA_WRITE_BATCH_MS", 10.0),
         offline_tokens_per_s=_number(env, "MENTARA_OFFLINE_TOKENS_PER_S", 40.0),
+        sandbox=_sandbox_mode(_get(env, "MENTARA_SANDBOX")),
         code_runs=max(1, int(_number(env, "MENTARA_CODE_RUNS", 2, int))),
         report_retry_s=max(1.0, _number(env, "MENTARA_REPORT_RETRY_S", 180.0)),
         push_webhook_url=_get(env, "MENTARA_PUSH_WEBHOOK_URL"),

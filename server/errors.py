@@ -49,6 +49,13 @@ class RateLimited(MentaraError):
     retryable = True
 
 
+class SandboxUnavailableError(MentaraError):
+    """Code cannot run isolated on this deployment now (``code.run``): nothing ran."""
+
+    code = ErrorCode.SANDBOX_UNAVAILABLE
+    retryable = True
+
+
 class ServiceUnavailable(MentaraError):
     code = ErrorCode.INTERNAL
     retryable = True
@@ -67,5 +74,6 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.HISTORY_EXPIRED: 410,
     ErrorCode.LLM_UNAVAILABLE: 503,
     ErrorCode.QUOTA_EXCEEDED: 402,
+    ErrorCode.SANDBOX_UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
 }

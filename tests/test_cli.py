@@ -71,7 +71,12 @@ async def test_two_workers_share_one_redis_and_postgres(tmp_path: Path, services
     with serving("--workers", "2", env=env) as (_proc, port):
         ready = await wait_ready(port)
         assert ready.status_code == 200, ready.text
-        assert ready.json() == {"status": "ready", "postgres": "ok", "redis": "ok"}
+        assert ready.json() == {
+            "status": "ready",
+            "postgres": "ok",
+            "redis": "ok",
+            "sandbox": "isolated",
+        }
         token = mentara("token", "--user", "carol", env=env)
         for _ in range(8):
             async with open_client(f"ws://127.0.0.1:{port}/v1/interview", token=token) as client:

@@ -17,7 +17,12 @@ async def test_health_and_metrics(server: RunningServer) -> None:
         health = await http.get("/healthz")
         assert (health.status_code, health.json()) == (200, {"status": "ok"})
         ready = await http.get("/readyz")
-        assert ready.json() == {"status": "ready", "postgres": "ok", "redis": "ok"}
+        assert ready.json() == {
+            "status": "ready",
+            "postgres": "ok",
+            "redis": "ok",
+            "sandbox": "isolated",
+        }
         metrics = await http.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")
         assert "mentara_sockets_open" in metrics.text

@@ -12,9 +12,9 @@ from typing import Any
 
 from protocol.errors import ErrorCode
 from protocol.messages import CodeResult
-from scoring.code_runner import CodeRunner, RunLimits, RunResult
+from scoring.code_runner import CodeRunner, RunLimits, RunResult, SandboxUnavailable
 from scoring.judges.code import outcome_messages
-from server.errors import MentaraError
+from server.errors import MentaraError, SandboxUnavailableError
 from server.sessions.languages import runnable_language
 from server.sessions.live import LiveSession
 from server.sessions.log import LoggedEvent
@@ -35,10 +35,15 @@ class CodeRunService:
     """Runs sessions' code with ``scoring``'s sandboxed runner, ``concurrency`` at a time."""
 
     def __init__(
-        self, limits: RunLimits | None = None, *, concurrency: int = 2, per_user: int = 1
+        self,
+        limits: RunLimits | None = None,
+        *,
+        concurrency: int = 2,
+        per_user: int = 1,
+        allow_unsafe: bool = False,
     ) -> None:
         self.limits = limits or RunLimits()
-        self.runner = CodeRunner(max_concurrent=concurrency)
+        self.runner = CodeRunner(max_concurrent=concurrency, allow_unsafe=allow_unsafe)
         self.per_user = per_user
         self._running: dict[str, int] = {}  # user -> runs in progress (entries removed at 0)
 
@@ -65,15 +70,20 @@ class CodeRunService:
         return await self._report(session, code, result)
 
     async def _run_visible(self, session: LiveSession, code: Any, question: Any) -> RunResult:
-        return await self.runner.run_tests(
-            code.source,
-            question.function_name,
-            question.visible_tests,
-            language=runnable_language(code.language),
-            compare=question.compare,
-            tolerance=question.tolerance,
-            limits=self.limits,
-        )
+        try:
+            return await self.runner.run_tests(
+                code.source,
+                question.function_name,
+                question.visible_tests,
+                language=runnable_language(code.language),
+                compare=question.compare,
+                tolerance=question.tolerance,
+                limits=self.limits,
+            )
+        except SandboxUnavailable:
+            raise SandboxUnavailableError(
+                "code cannot run safely on this server now; nothing ran (try again later)"
+            ) from None
 
     async def _report(self, session: LiveSession, code: Any, result: RunResult) -> LoggedEvent:
         logged = await session.log.append(

@@ -28,7 +28,7 @@ from collections import deque
 from typing import Any
 
 from protocol.messages import CandidateSaid, InterviewerDelta, ReportReady, SessionEvent
-from scoring.code_runner import RunLimits
+from scoring.code_runner import RunLimits, SandboxUnavailable
 from scoring.judges.code import HiddenTestResult
 from scoring.scorer import SessionScorer
 from server.errors import MentaraError
@@ -235,15 +235,19 @@ class LiveScoring:
             language = runnable_language(code.language)
         except MentaraError:
             return None  # code this host cannot run: no hidden-test evidence
-        result = await self.runner.run_tests(
-            code.source,
-            question.function_name,
-            tests,
-            language=language,
-            compare=question.compare,
-            tolerance=question.tolerance,
-            limits=RunLimits(),
-        )
+        try:
+            result = await self.runner.run_tests(
+                code.source,
+                question.function_name,
+                tests,
+                language=language,
+                compare=question.compare,
+                tolerance=question.tolerance,
+                limits=RunLimits(),
+            )
+        except SandboxUnavailable:
+            return None  # no isolated run possible here: no hidden-test evidence
+
         return HiddenTestResult.from_run(code.version, code.seq, result)
 
     async def close(self) -> None:

@@ -1,0 +1,298 @@
+"""Hostile candidates against the code sandbox, checked from outside the run.
+
+Each attack is what issue #10 reproduced against the old runner: reading the server's
+secrets (its environment, its data folder, the question bank's hidden tests), leaving
+processes behind (``setsid`` children, a process whose main thread exits with a raw
+``exit`` syscall while another thread lives), and reaching another candidate's run. They run
+in Python and JavaScript, as root (this test process is the "server") and as an unprivileged
+user the test creates (a driver process of that user runs the code; this process checks
+it with ``ps`` and canary files), and once end to end through a real ``mentara serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scoring.code_runner import RunLimits, TestCase, detect_sandbox_support, run_tests
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTION_FILE = ROOT / "scoring" / "questions" / "two-sum.toml"
+FAST = RunLimits(cpu_seconds=2, wall_seconds=5)
+ONE = [TestCase(name="one", args=(1,), expected=2)]
+
+
+def _ps_lines(marker: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,user,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if marker in line and "ps -eo" not in line]
+
+
+def _snoop_python(paths: list[str]) -> str:
+    """Candidate code that prints every file and environment it can reach."""
+    return textwrap.dedent(
+        f"""
+        import os
+
+        def f(x):
+            found = []
+            for pid in os.listdir("/proc"):
+                for name in ("environ", "cmdline"):
+                    try:
+                        with open(f"/proc/{{pid}}/{{name}}", "rb") as src:
+                            found.append(src.read(8192).decode("latin-1")[:200])
+                    except OSError:
+                        pass
+            for path in {paths!r}:
+                try:
+                    with open(path, "rb") as src:
+                        found.append(src.read(4096).decode("latin-1"))
+                except OSError as exc:
+                    found.append(f"{{path}}: {{type(exc).__name__}}")
+            print("\\n".join(found))
+            return x + 1
+        """
+    )
+
+
+def _snoop_js(paths: list[str]) -> str:
+    return textwrap.dedent(
+        f"""
+        const fs = require("fs");
+        function f(x) {{
+          const found = [];
+          for (const pid of fs.readdirSync("/proc")) {{
+            for (const name of ["environ", "cmdline"]) {{
+              try {{ found.push(fs.readFileSync(`/proc/${{pid}}/${{name}}`, "latin1").slice(0, 200)); }}
+              catch (error) {{}}
+            }}
+          }}
+          for (const path of {json.dumps(paths)}) {{
+            try {{ found.push(fs.readFileSync(path, "latin1").slice(0, 4096)); }}
+            catch (error) {{ found.push(path + ": " + error.code); }}
+          }}
+          console.log(found.join("\\n"));
+          return x + 1;
+        }}
+        """
+    )
+
+
+def _leaver_python(marker: str) -> str:
+    """Candidate code that leaves two processes behind: a ``setsid`` sleeper, and a full
+    interpreter (``execv`` of the runtime) whose main thread exits by a raw syscall while
+    another thread sleeps."""
+    survivor = (
+        "import ctypes, threading, time; "
+        "threading.Thread(target=time.sleep, args=(60,)).start(); "
+        "ctypes.CDLL(None).syscall(60, 0)"
+    )
+    return textwrap.dedent(
+        f"""
+        import os, sys
+
+        def f(x):
+            for argv in (
+                [sys.executable, "-c", "import time; time.sleep(60)", "{marker}"],
+                [sys.executable, "-c", {survivor!r}, "{marker}"],
+            ):
+                if os.fork() == 0:
+                    os.setsid()
+                    if os.fork() == 0:
+                        os.execv(argv[0], argv)
+                    os._exit(0)
+            return x + 1
+        """
+    )
+
+
+def _leaver_js(marker: str) -> str:
+    return textwrap.dedent(
+        f"""
+        const {{ spawn }} = require("child_process");
+        function f(x) {{
+          const child = spawn("/bin/sh", ["-c", "sleep 60; echo {marker}"],
+                              {{ detached: true, stdio: "ignore" }});
+          child.unref();
+          return x + 1;
+        }}
+        """
+    )
+
+
+@pytest.mark.parametrize("language", ["python", "javascript"])
+async def test_a_run_reads_no_secret_of_the_server(
+    language: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary_env = f"env-canary-{secrets.token_hex(8)}"
+    canary_file = f"file-canary-{secrets.token_hex(8)}"
+    monkeypatch.setenv("MENTARA_JWT_SECRET", canary_env)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "jwt-secret").write_text(canary_file)
+    question_marker = "def two_sum"  # the reference solution in the question bank
+    assert question_marker in QUESTION_FILE.read_text()
+    paths = [str(data / "jwt-secret"), str(QUESTION_FILE), "/etc/shadow", "/etc/hostname"]
+    code = _snoop_python(paths) if language == "python" else _snoop_js(paths)
+    result = await run_tests(code, "f", ONE, language=language, limits=FAST)
+    assert result.status == "passed", result
+    seen = result.stdout_tail
+    assert "ENOENT" in seen or "FileNotFoundError" in seen, seen  # it did try
+    for canary in (canary_env, canary_file, question_marker):
+        assert canary not in seen, f"{canary!r} leaked to candidate code:\n{seen}"
+
+
+@pytest.mark.parametrize("language", ["python", "javascript"])
+async def test_no_process_of_a_run_outlives_it(language: str) -> None:
+    marker = f"mentara-leftover-{secrets.token_hex(6)}"
+    code = _leaver_python(marker) if language == "python" else _leaver_js(marker)
+    result = await run_tests(code, "f", ONE, language=language, limits=FAST)
+    assert result.status == "passed", result
+    await asyncio.sleep(1.0)
+    assert _ps_lines(marker) == [], "processes outlived their run"
+
+
+async def test_a_second_candidates_run_is_out_of_reach() -> None:
+    attacker = textwrap.dedent(
+        """
+        import os, time
+
+        def f(x):
+            seen = set()
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                for pid in os.listdir("/proc"):
+                    if not pid.isdigit() or int(pid) in (1, os.getpid()):  # 1: bwrap
+                        continue
+                    try:
+                        with open(f"/proc/{pid}/cmdline", "rb") as src:
+                            if b"sandbox_main" in src.read():
+                                seen.add(int(pid))
+                                os.kill(int(pid), 9)
+                    except OSError:
+                        pass
+                time.sleep(0.01)
+            return sorted(seen)
+        """
+    )
+    victim = "import time\ndef f(x):\n    time.sleep(1.0)\n    return x + 1\n"
+    attacked, victimized = await asyncio.gather(
+        run_tests(attacker, "f", [TestCase(name="scan", args=(0,), expected=[])], limits=FAST),
+        run_tests(victim, "f", ONE, limits=FAST),
+    )
+    assert victimized.status == "passed", victimized
+    assert attacked.status == "passed", attacked  # it saw no other run at all
+
+
+_DRIVER = """
+import asyncio, json, sys
+from scoring.code_runner import RunLimits, TestCase, run_tests, detect_sandbox_support
+
+async def main():
+    support = await detect_sandbox_support()
+    code, language = json.loads(sys.stdin.read())
+    result = await run_tests(code, "f", [TestCase(name="one", args=(1,), expected=2)],
+                             language=language, limits=RunLimits(cpu_seconds=2, wall_seconds=5))
+    print(json.dumps({"state": support.state, "status": result.status,
+                      "tail": result.stdout_tail, "error": result.error}))
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def unprivileged() -> Iterator[tuple[str, Path]]:
+    """A user created for this test, and a folder it can read holding the runner's code.
+
+    This project's interpreter may sit where other users cannot read (root's home), so the
+    driver runs on Debian's ``/usr/bin/python3`` with copies of ``scoring`` and ``msgspec``
+    in a folder under the system's temporary folder (the checkout may be private too).
+    """
+    if os.geteuid() != 0:
+        yield pwd.getpwuid(os.geteuid()).pw_name, ROOT
+        return
+    name = "mentara-sbx"
+    if subprocess.run(["id", name], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True)
+    check = ["/usr/bin/python3", "-c", "import sys; print(tuple(sys.version_info[:2]))"]
+    version = subprocess.run(check, capture_output=True, text=True)
+    assert version.stdout.strip() == str(tuple(sys.version_info[:2])), (
+        "the unprivileged test needs Debian's python3 of this interpreter's version"
+    )
+    folder = Path(tempfile.mkdtemp(prefix="mentara-sbx-"))
+    try:
+        shutil.copytree(ROOT / "scoring", folder / "scoring")
+        import msgspec
+
+        shutil.copytree(Path(msgspec.__file__).parent, folder / "msgspec")
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield name, folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _as_user(user: str, folder: Path, code: str, language: str, env: dict[str, str]) -> dict:
+    entry = pwd.getpwnam(user)
+    proc = subprocess.run(
+        ["/usr/bin/python3" if os.geteuid() == 0 else sys.executable, "-c", _DRIVER],
+        input=json.dumps([code, language]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        user=entry.pw_uid if os.geteuid() == 0 else None,
+        group=entry.pw_gid if os.geteuid() == 0 else None,
+        extra_groups=[] if os.geteuid() == 0 else None,
+        cwd=entry.pw_dir if os.geteuid() == 0 else None,
+        env={"PYTHONPATH": str(folder), "PATH": "/usr/bin:/bin", "HOME": entry.pw_dir, **env},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("language", ["python", "javascript"])
+def test_as_an_unprivileged_server_the_sandbox_holds(
+    language: str, unprivileged: tuple[str, Path]
+) -> None:
+    user, folder = unprivileged
+    home = Path(pwd.getpwnam(user).pw_dir)
+    canary_env = f"env-canary-{secrets.token_hex(8)}"
+    canary_file = f"file-canary-{secrets.token_hex(8)}"
+    secret = home / f"secret-{secrets.token_hex(4)}"
+    secret.write_text(canary_file)
+    shutil.chown(secret, user, user)
+    secret.chmod(0o600)
+    try:
+        paths = [str(secret), str(folder / "scoring" / "questions" / "two-sum.toml")]
+        code = _snoop_python(paths) if language == "python" else _snoop_js(paths)
+        found = _as_user(user, folder, code, language, {"MENTARA_JWT_SECRET": canary_env})
+        assert found["state"] == "isolated", found
+        assert found["status"] == "passed", found
+        for canary in (canary_env, canary_file, "def two_sum"):
+            assert canary not in found["tail"], f"{canary!r} leaked:\n{found['tail']}"
+        marker = f"mentara-leftover-{secrets.token_hex(6)}"
+        code = _leaver_python(marker) if language == "python" else _leaver_js(marker)
+        found = _as_user(user, folder, code, language, {})
+        assert found["status"] == "passed", found
+        time.sleep(1.0)
+        assert _ps_lines(marker) == [], "processes outlived their run"
+    finally:
+        secret.unlink(missing_ok=True)
+
+
+async def test_the_probe_reports_isolation_here() -> None:
+    # No skip: on a host where bubblewrap cannot isolate, this says why.
+    support = await detect_sandbox_support()
+    assert support.isolated, support.detail
