@@ -37,6 +37,7 @@ from server.http_webhooks import WEBHOOK_ROUTES
 from server.interviewer.engine import EngineConfig
 from server.interviewer.factory import make_provider
 from server.push import OutboxDrainer, WebhookPushSender
+from server.remote_runner import make_code_runner
 from server.sessions.catalog import Catalog
 from server.sessions.code_runs import CodeRunService
 from server.sessions.event_writer import EventWriter
@@ -116,7 +117,7 @@ def create_app(settings: Settings) -> Starlette:
             writer=writer,
             provider=provider,
             catalog=catalog,
-            runner=CodeRunService(RunLimits(), concurrency=settings.code_runs, per_user=1),
+            runner=CodeRunService(RunLimits(), per_user=1, runner=make_code_runner(settings)),
             redis=redis,
             prefix=settings.redis_prefix,
             judge=judge,
