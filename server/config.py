@@ -164,8 +164,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "MENTARA_RUNNER_URL",
         "",
-        "Where candidate code runs: `tcp://HOST:PORT` or `unix:///PATH` of a `mentara runner`"
-        " (which runs MENTARA_CODE_RUNS at once itself). Unset: in the server's own process.",
+        "Where candidate code runs: the `mentara runner` at `tcp://runner:7000` (any host and"
+        " port) or `unix:///path/to/socket`; it runs MENTARA_CODE_RUNS at once itself. Unset:"
+        " in the server's own process.",
     ),
     EnvVar(
         "MENTARA_RUNNER_TOKEN",
