@@ -32,7 +32,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "MENTARA_DATA_DIR",
         ".mentara",
-        "Folder for the embedded Postgres and Redis, the generated dev secret and metrics files.",
+        "Folder for the embedded Postgres and Redis, the generated dev secret and Postgres"
+        " password, and metrics files.",
     ),
     EnvVar("MENTARA_HOST", "127.0.0.1", "Address `mentara serve` binds (`--host` overrides)."),
     EnvVar(
