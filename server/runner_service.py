@@ -67,7 +67,8 @@ from server.runner_wire import (
 
 log = logging.getLogger("mentara.runner")
 
-DEFAULT_PORT: Final = 7000
+_LINGER_S: Final = 1.0
+_LINGER_BYTES: Final = 1024 * 1024
 
 # What the runner's environment may keep: the basics of a process, and MENTARA_* settings
 # that cannot hold a secret. Everything else (DATABASE_URL, REDIS_URL, ANTHROPIC_*, cloud
@@ -180,17 +181,17 @@ class RunnerService:
             async with asyncio.timeout(self._io_timeout_s):
                 hello = decode_hello(await read_frame(reader, MAX_HELLO_BYTES))
                 if not hmac.compare_digest(hello.token.encode(), self._token):
-                    await self._refuse(writer, "unauthorized", "wrong runner token")
+                    await self._refuse(reader, writer, "unauthorized", "wrong runner token")
                     return
                 request = decode_request(await read_frame(reader, MAX_REQUEST_BYTES))
         except FrameTooLarge as exc:
-            await self._refuse(writer, "too_large", str(exc))
+            await self._refuse(reader, writer, "too_large", str(exc))
             return
         except TimeoutError:
-            await self._refuse(writer, "timeout", "the request did not arrive in time")
+            await self._refuse(reader, writer, "timeout", "the request did not arrive in time")
             return
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            await self._refuse(writer, "bad_request", str(exc)[:300])
+            await self._refuse(reader, writer, "bad_request", str(exc)[:300])
             return
         except (asyncio.IncompleteReadError, ConnectionError):
             return  # the peer went away mid-frame
@@ -238,9 +239,24 @@ class RunnerService:
             return InvalidRun(message=str(exc))
         return RunReply(result=result)
 
-    async def _refuse(self, writer: asyncio.StreamWriter, code: RefusalCode, message: str) -> None:
+    async def _refuse(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        code: RefusalCode,
+        message: str,
+    ) -> None:
+        """Reply ``refused``, then linger briefly: closing with unread input would reset the
+        connection, and a reset can destroy the reply before the client reads it. What the
+        client still sends is discarded, at most ``_LINGER_BYTES`` for ``_LINGER_S``."""
         log.warning("runner: refused a request (%s): %s", code, message)
         await self._reply(writer, Refused(code=code, message=message))
+        with contextlib.suppress(OSError, TimeoutError):
+            writer.write_eof()
+            async with asyncio.timeout(_LINGER_S):
+                discarded = 0
+                while discarded < _LINGER_BYTES and (chunk := await reader.read(65536)):
+                    discarded += len(chunk)
 
     async def _reply(self, writer: asyncio.StreamWriter, reply: Reply) -> None:
         with contextlib.suppress(ConnectionError, TimeoutError):
