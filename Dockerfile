@@ -1,4 +1,4 @@
-# Mentara interview server image. Built by docker-compose.yml (server-1, server-2); see
+# Mentara interview server image. Built by docker-compose.yml (server-1, server-2, runner); see
 # the README (Production-like stack). Only the locked dependencies and the three packages go in.
 FROM python:3.11-slim
 
@@ -7,6 +7,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MENTARA_DATA_DIR=/var/lib/mentara
+
+# bubblewrap sandboxes every candidate run (Debian's bwrap is not setuid: it relies on
+# unprivileged user namespaces); Node.js runs the JavaScript track.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap nodejs \
+    && rm -rf /var/lib/apt/lists/*
 
 # The server runs unprivileged; the code it installs stays owned by root, so it is read-only
 # to the process that runs candidate code.

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from scoring.code_runner import SANDBOX_UNSAFE, RunLimits
+from scoring.code_runner import CodeRunner, RunLimits
 from server import metrics
 from server.auth import AuthSettings, TokenVerifier
 from server.client_socket import ClientSocket, Endpoint
@@ -37,6 +37,7 @@ from server.http_webhooks import WEBHOOK_ROUTES
 from server.interviewer.engine import EngineConfig
 from server.interviewer.factory import make_provider
 from server.push import OutboxDrainer, WebhookPushSender
+from server.remote_runner import make_code_runner
 from server.sessions.catalog import Catalog
 from server.sessions.code_runs import CodeRunService
 from server.sessions.event_writer import EventWriter
@@ -111,17 +112,16 @@ def create_app(settings: Settings) -> Starlette:
                 base_url=settings.anthropic_base_url,
                 model=settings.judge_model,
             )
-        code_runs = CodeRunService(
-            RunLimits(),
-            concurrency=settings.code_runs,
-            per_user=1,
-            allow_unsafe=settings.sandbox == SANDBOX_UNSAFE,
-        )
-        sandbox = await code_runs.runner.support()
-        if not sandbox.isolated:
-            # Loud on purpose: candidates' code.run is refused, or (opted in) runs unisolated.
-            log.error("code sandbox: %s", sandbox.detail)
-        app.state.sandbox = sandbox
+        runner = make_code_runner(settings)
+        code_runs = CodeRunService(RunLimits(), per_user=1, runner=runner)
+        if isinstance(runner, CodeRunner):
+            sandbox = await runner.support()
+            if not sandbox.isolated:
+                # Loud on purpose: code.run is refused, or (opted in) runs unisolated.
+                log.error("code sandbox: %s", sandbox.detail)
+            app.state.sandbox_state = sandbox.state
+        else:
+            app.state.sandbox_state = "runner"  # isolated by the runner service
         sessions = SessionManager(
             store=store,
             writer=writer,
@@ -226,7 +226,7 @@ async def readyz(request: Request) -> Response:
     if all(v == "ok" for v in checks.values()):
         # Code runs are one feature among many: a host that cannot isolate them still serves
         # interviews (code.run answers sandbox_unavailable), so this never makes it unready.
-        sandbox = request.app.state.sandbox.state
+        sandbox = request.app.state.sandbox_state
         return JSONResponse({"status": "ready", **checks, "sandbox": sandbox})
     failing = ", ".join(k for k, v in checks.items() if v != "ok")
     response = error_response(503, "internal", f"not ready: {failing} unreachable")

@@ -1,4 +1,4 @@
-"""The ``mentara`` command line: ``serve``, ``token`` and ``migrate``.
+"""The ``mentara`` command line: ``serve``, ``runner``, ``token`` and ``migrate``.
 
 ``serve`` is the whole stack in one command: it starts the embedded Postgres and Redis that the
 environment leaves without a URL, applies the migrations, binds the port, says in one line what
@@ -85,9 +85,14 @@ def _run_uvicorn(
     config = uvicorn_config(
         settings, "server.app:create_app_from_env", factory=True, workers=workers, log_config=None
     )
+    code_runs = (
+        f"code runs at {settings.runner_url}"
+        if settings.runner_url
+        else f"code runs in-process; {_describe_sandbox(settings)}"
+    )
     print(
         f"mentara: serving http://{host}:{real_port} with {workers} worker(s) on "
-        f"{stack.describe()}; {describe_provider(settings)}; {_describe_sandbox(settings)}",
+        f"{stack.describe()}; {describe_provider(settings)}; {code_runs}",
         flush=True,
     )
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with a
@@ -124,6 +129,27 @@ class StopRequested(Exception):
 
 def _stop_requested(signum: int, frame: object) -> None:
     raise StopRequested(signal.Signals(signum).name)
+
+
+def cmd_runner(args: argparse.Namespace) -> int:
+    """``mentara runner``: first re-executes itself without any server secret in its
+    environment (:func:`server.runner_service.reexec_without_secrets`), then serves."""
+    from server.logs import configure_logging
+    from server.runner_service import ListenAddress, reexec_without_secrets, serve_runner
+
+    reexec_without_secrets()
+    settings = load_settings()
+    if settings.runner_token is None:
+        raise ConfigError("set MENTARA_RUNNER_TOKEN (the secret the servers present)")
+    try:
+        address = ListenAddress.parse(args.listen)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    configure_logging(settings.log_level, settings.log_format)
+    runs = args.runs or settings.code_runs
+    token = settings.runner_token
+    asyncio.run(serve_runner(address, token, max_concurrent=runs, io_timeout_s=args.io_timeout))
+    return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -182,6 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (MENTARA_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (MENTARA_WORKERS)")
     serve.set_defaults(func=cmd_serve)
+    runner = sub.add_parser(
+        "runner", help="run candidate code for servers that set MENTARA_RUNNER_URL"
+    )
+    runner.add_argument(
+        "--listen",
+        default="127.0.0.1:7000",
+        help="HOST:PORT (port 0 picks a free one) or a unix socket path (default 127.0.0.1:7000)",
+    )
+    runner.add_argument("--runs", type=int, help="runs at once (MENTARA_CODE_RUNS)")
+    runner.add_argument(
+        "--io-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send its request (default 10)",
+    )
+    runner.set_defaults(func=cmd_runner)
     token = sub.add_parser("token", help="print a development JWT signed with the local secret")
     token.add_argument("--user", required=True, help="the user id (sub claim)")
     token.add_argument("--admin", action="store_true", help="grant the admin role")

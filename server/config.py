@@ -32,7 +32,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "MENTARA_DATA_DIR",
         ".mentara",
-        "Folder for the embedded Postgres and Redis, the generated dev secret and metrics files.",
+        "Folder for the embedded Postgres and Redis, the generated dev secret and Postgres"
+        " password, and metrics files.",
     ),
     EnvVar("MENTARA_HOST", "127.0.0.1", "Address `mentara serve` binds (`--host` overrides)."),
     EnvVar(
@@ -170,6 +171,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("MENTARA_CODE_RUNS", "2", "Candidate code runs allowed at once per worker."),
     EnvVar(
+        "MENTARA_RUNNER_URL",
+        "",
+        "Where candidate code runs: the `mentara runner` at `tcp://runner:7000` (any host and"
+        " port) or `unix:///path/to/socket`; it runs MENTARA_CODE_RUNS at once itself. Unset:"
+        " in the server's own process.",
+    ),
+    EnvVar(
+        "MENTARA_RUNNER_TOKEN",
+        "",
+        "Shared secret of the servers and `mentara runner` (at least 16 characters); both"
+        " refuse to start without it when a runner is used.",
+    ),
+    EnvVar(
         "MENTARA_REPORT_RETRY_S",
         "180",
         "A session still without its report this long after it ended (its worker died or"
@@ -245,6 +259,8 @@ class Settings:
     offline_tokens_per_s: float = 40.0
     sandbox: str = "bubblewrap"
     code_runs: int = 2
+    runner_url: str | None = None
+    runner_token: str | None = None
     report_retry_s: float = 180.0
     push_webhook_url: str | None = None
     revenuecat_webhook_secret: str | None = None
@@ -289,6 +305,9 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = floa
     return float(value) if kind is float else value
 
 
+RUNNER_TOKEN_MIN_CHARS = 16
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read :data:`ENV_VARS` from ``env`` (default ``os.environ``); raise ConfigError on bad values."""
     env = os.environ if env is None else env
@@ -305,6 +324,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"MENTARA_LLM_PROVIDER must be auto, anthropic or offline, got {provider!r}"
         )
+    runner_url, runner_token = _runner(env)
     return Settings(
         database_url=_get(env, "DATABASE_URL"),
         redis_url=_get(env, "REDIS_URL"),
@@ -348,9 +368,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         offline_tokens_per_s=_number(env, "MENTARA_OFFLINE_TOKENS_PER_S", 40.0),
         sandbox=_sandbox_mode(_get(env, "MENTARA_SANDBOX")),
         code_runs=max(1, int(_number(env, "MENTARA_CODE_RUNS", 2, int))),
+        runner_url=runner_url,
+        runner_token=runner_token,
         report_retry_s=max(1.0, _number(env, "MENTARA_REPORT_RETRY_S", 180.0)),
         push_webhook_url=_get(env, "MENTARA_PUSH_WEBHOOK_URL"),
         revenuecat_webhook_secret=_get(env, "MENTARA_REVENUECAT_WEBHOOK_SECRET"),
         log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),
         log_format=log_format,
     )
+
+
+def _runner(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    url, token = _get(env, "MENTARA_RUNNER_URL"), _get(env, "MENTARA_RUNNER_TOKEN")
+    if url is not None:
+        if not url.startswith(("tcp://", "unix://")):
+            raise ConfigError(f"MENTARA_RUNNER_URL must start with tcp:// or unix://, got {url!r}")
+        if token is None:
+            raise ConfigError("MENTARA_RUNNER_URL is set: set MENTARA_RUNNER_TOKEN too")
+    if token is not None and len(token) < RUNNER_TOKEN_MIN_CHARS:
+        raise ConfigError(
+            f"MENTARA_RUNNER_TOKEN must have at least {RUNNER_TOKEN_MIN_CHARS} characters"
+        )
+    return url, token

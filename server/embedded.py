@@ -6,44 +6,37 @@ Contract:
   returns the URLs to use; the same asyncpg and redis-py code then talks to them as to any
   other server (one code path).
 - Both keep their data under ``data_dir`` and are reused on the next start: Postgres's data
-  folder survives, Redis writes an append-only file. If a server from an earlier run on the
-  same folder is still up (its owner was killed), it is reused, not duplicated.
+  folder survives, Redis writes an append-only file.
+  If a server from an earlier run on the same folder is still up (its owner was killed), it
+  is reused, not duplicated.
+- Neither is open to other local users: Postgres wants its password
+  (:mod:`server.embedded_postgres`), and both sockets sit in folders of mode 0700.
 - :meth:`EmbeddedStack.stop` stops what this process started, cleanly (Redis flushes its
   append-only file; Postgres gets a fast shutdown). It is idempotent.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
-import secrets
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from server.config import Settings
+from server.data_folder import short_socket_dir, stored_secret
+from server.embedded_postgres import DATABASE_NAME, EmbeddedError, EmbeddedPostgres
 
-DATABASE_NAME = "mentara"
-_SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to 107 bytes on Linux
-
-
-class EmbeddedError(RuntimeError):
-    """An embedded server could not be started."""
-
-
-def _socket_dir(data_dir: Path, name: str) -> Path:
-    """A folder for a unix socket: inside the data folder when the path is short enough."""
-    candidate = data_dir / name
-    if len(str(candidate / "redis.sock")) <= _SOCKET_PATH_MAX:
-        return candidate
-    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"mentara-{digest}" / name
+__all__ = [
+    "DATABASE_NAME",
+    "EmbeddedError",
+    "EmbeddedPostgres",
+    "EmbeddedRedis",
+    "EmbeddedStack",
+    "embedded_jwt_secret",
+    "start_embedded",
+]
 
 
 def _redis_answers(sock_path: Path) -> bool:
@@ -71,7 +64,7 @@ class EmbeddedRedis:
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
-        self.socket_path = _socket_dir(self.data_dir, "redis-run") / "redis.sock"
+        self.socket_path = short_socket_dir(self.data_dir, "redis-run", "redis.sock") / "redis.sock"
 
     @property
     def url(self) -> str:
@@ -88,6 +81,7 @@ class EmbeddedRedis:
         redis_dir = self.data_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        self.socket_path.parent.chmod(0o700)  # other local users do not even reach the socket
         self.socket_path.unlink(missing_ok=True)
         log = open(redis_dir / "redis.log", "ab")  # noqa: SIM115 - handed to the child
         cmd = [
@@ -124,53 +118,6 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@dataclass
-class EmbeddedPostgres:
-    data_dir: Path
-    _server: Any = None
-    _started_here: bool = False
-
-    @property
-    def pgdata(self) -> Path:
-        return self.data_dir / "postgres"
-
-    def start(self) -> str:
-        """Start (or reuse) the server and make sure database ``mentara`` exists; return its URL."""
-        import pgserver  # imported here: only embedded mode needs it
-
-        was_running = (self.pgdata / "postmaster.pid").exists()
-        self.pgdata.mkdir(parents=True, exist_ok=True)
-        try:
-            # cleanup_mode=None: we stop it ourselves in stop(), at a moment we choose.
-            self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
-            # get_server caches one handle per folder: start the server again if it stopped.
-            with self._server._lock:
-                self._server.ensure_postgres_running()
-        except Exception as exc:  # pgserver raises bare exceptions with the log attached
-            raise EmbeddedError(f"embedded postgres did not start: {exc}") from exc
-        self._started_here = not was_running
-        if "CREATE DATABASE" not in self._server.psql(
-            f"SELECT 'CREATE DATABASE' FROM pg_database WHERE datname = '{DATABASE_NAME}'"
-        ):
-            self._server.psql(f"CREATE DATABASE {DATABASE_NAME}")
-        uri: str = self._server.get_uri(DATABASE_NAME)
-        return uri
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        pid = server.get_pid()
-        if pid is None:
-            return
-        from pgserver import _commands  # pg_ctl, with the binaries pgserver ships
-
-        with contextlib.suppress(Exception):
-            _commands.pg_ctl(  # type: ignore[attr-defined]
-                ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user
-            )
 
 
 @dataclass
@@ -220,21 +167,5 @@ def start_embedded(settings: Settings) -> EmbeddedStack:
 
 def embedded_jwt_secret(data_dir: Path) -> str:
     """The development HS256 secret kept in the data folder, generated on first use (mode 0600)."""
-    path = data_dir / "jwt-secret"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    partial = path.with_name(f"jwt-secret.{os.getpid()}.tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
-    try:
-        os.link(partial, path)  # atomic: exactly one concurrent first start wins
-    except FileExistsError:
-        secret = path.read_text().strip()
-    finally:
-        partial.unlink(missing_ok=True)
+    secret, _ = stored_secret(data_dir / "jwt-secret")
     return secret

@@ -112,7 +112,21 @@ def builds_our_dockerfile(service: dict[str, Any]) -> bool:
 
 
 def replicas() -> dict[str, dict[str, Any]]:
-    return {name: svc for name, svc in services().items() if builds_our_dockerfile(svc)}
+    """The services that build our Dockerfile and run ``mentara serve``."""
+    return {
+        name: svc
+        for name, svc in services().items()
+        if builds_our_dockerfile(svc) and runs_mentara_serve(effective_argv(svc))
+    }
+
+
+def runners() -> dict[str, dict[str, Any]]:
+    """The services that build our Dockerfile and run ``mentara runner``."""
+    return {
+        name: svc
+        for name, svc in services().items()
+        if builds_our_dockerfile(svc) and runs_mentara(effective_argv(svc), "runner")
+    }
 
 
 def _argv(value: str | list[str] | None) -> list[str]:
@@ -141,10 +155,14 @@ def effective_argv(service: dict[str, Any]) -> list[str]:
     )
 
 
-def runs_mentara_serve(argv: list[str]) -> bool:
+def runs_mentara(argv: list[str], command: str) -> bool:
     return any(
-        Path(argv[i]).name == "mentara" and argv[i + 1] == "serve" for i in range(len(argv) - 1)
+        Path(argv[i]).name == "mentara" and argv[i + 1] == command for i in range(len(argv) - 1)
     )
+
+
+def runs_mentara_serve(argv: list[str]) -> bool:
+    return runs_mentara(argv, "serve")
 
 
 def serve_port(argv: list[str]) -> int:
@@ -184,6 +202,14 @@ def bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str]]:
         if source.startswith((".", "/")):
             mounts.append(((ROOT / source).resolve(), target))
     return mounts
+
+
+def networks(service: dict[str, Any]) -> set[str]:
+    """The compose networks a service joins (``default`` when it names none)."""
+    joined = service.get("networks")
+    if not joined:
+        return {"default"}
+    return set(joined)
 
 
 def service_by_image(prefix: str) -> set[str]:
@@ -287,6 +313,12 @@ def test_at_least_two_replicas_build_the_dockerfile_and_run_mentara_serve() -> N
         assert runs_mentara_serve(effective_argv(svc)), f"{name} does not run `mentara serve`"
 
 
+def test_every_service_built_from_the_dockerfile_is_a_replica_or_the_runner() -> None:
+    built = {name for name, svc in services().items() if builds_our_dockerfile(svc)}
+    assert built == set(replicas()) | set(runners())
+    assert len(runners()) == 1, f"expected one runner service, found {sorted(runners())}"
+
+
 def test_every_service_has_a_healthcheck() -> None:
     for name, svc in services().items():
         check = svc.get("healthcheck")
@@ -318,6 +350,102 @@ def test_jwt_secret_must_be_supplied() -> None:
     for name, svc in replicas().items():
         secret = environment(svc).get("MENTARA_JWT_SECRET") or ""
         assert re.fullmatch(r"\$\{MENTARA_JWT_SECRET:\?[^}]+\}", secret), name
+
+
+# --- the code runner: candidate code away from secrets --------------------------------------
+
+# What Docker must allow for bubblewrap in a container (see docker-compose.yml): unprivileged
+# user namespaces and mounts (seccomp), mount (AppArmor) and a fresh /proc (systempaths).
+SANDBOX_OPTIONS = {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"}
+SECRET_ENV = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MENTARA_JWT_SECRET",
+    "ANTHROPIC_API_KEY",
+    "MENTARA_REVENUECAT_WEBHOOK_SECRET",
+    "POSTGRES_PASSWORD",
+}
+
+
+def runner_service() -> tuple[str, dict[str, Any]]:
+    [(name, svc)] = runners().items()
+    return name, svc
+
+
+def runner_port() -> int:
+    _, svc = runner_service()
+    for flag, value in itertools.pairwise(effective_argv(svc)):
+        if flag == "--listen":
+            host, _, port = value.rpartition(":")
+            assert host == "0.0.0.0", "the runner must listen on the compose network"
+            return int(port)
+    raise AssertionError("the runner has no --listen")
+
+
+def confined(service: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(security options, dropped capabilities) of a service, as written."""
+    return set(service.get("security_opt") or []), set(service.get("cap_drop") or [])
+
+
+def test_the_runner_holds_no_secret() -> None:
+    from server.runner_service import runner_environment
+
+    name, svc = runner_service()
+    env = environment(svc)
+    assert not set(env) & SECRET_ENV, f"{name} has server secrets: {set(env) & SECRET_ENV}"
+    # Nothing that `mentara runner` itself would drop from its environment.
+    assert runner_environment({k: v or "" for k, v in env.items()}).keys() == env.keys()
+    token = env.get("MENTARA_RUNNER_TOKEN") or ""
+    assert re.fullmatch(r"\$\{MENTARA_RUNNER_TOKEN:\?[^}]+\}", token), name
+    assert not svc.get("env_file"), f"{name} must not read an env file"
+    assert not svc.get("volumes"), f"{name} mounts nothing: no data folder, no secrets"
+    assert not svc.get("secrets"), name
+
+
+def test_the_runner_has_only_the_security_options_the_sandbox_needs() -> None:
+    name, svc = runner_service()
+    options, dropped = confined(svc)
+    assert options == SANDBOX_OPTIONS | {"no-new-privileges:true"}, options
+    assert dropped == {"ALL"}
+    assert not svc.get("cap_add"), f"{name} adds capabilities"
+    assert not svc.get("privileged"), f"{name} is privileged"
+    user = str(svc.get("user") or dockerfile_args("USER")[-1]).split(":")[0]
+    assert user not in ("root", "0"), f"{name} runs as root"
+    assert svc.get("read_only") is True, f"{name} has a writable root file system"
+    assert int(svc.get("pids_limit", 0)) > 0, f"{name} has no process limit"
+    assert svc.get("mem_limit"), f"{name} has no memory limit"
+    assert svc.get("init") is True, f"{name} needs an init to reap what sandboxes leave"
+    assert not svc.get("ports"), name
+
+
+def test_the_runner_is_reachable_only_from_the_replicas() -> None:
+    name, svc = runner_service()
+    joined = networks(svc)
+    assert "default" not in joined
+    for network in joined:
+        assert (compose().get("networks") or {}).get(network, {}).get("internal") is True, (
+            f"{name}: network {network} is not internal (it would have a route out)"
+        )
+    backing = service_by_image("postgres") | service_by_image("redis") | {"lb"}
+    for other in backing:
+        assert not networks(services()[other]) & joined, f"{name} can reach {other}"
+
+
+def test_replicas_keep_their_confinement_and_use_the_runner() -> None:
+    runner, _ = runner_service()
+    _, runner_svc = runner_service()
+    for name, svc in replicas().items():
+        options, dropped = confined(svc)
+        assert "no-new-privileges:true" in options, name
+        assert not options & SANDBOX_OPTIONS, f"{name} loosens its confinement"
+        assert dropped == {"ALL"}, name
+        assert not svc.get("cap_add"), name
+        env = environment(svc)
+        url = urlsplit(env.get("MENTARA_RUNNER_URL") or "")
+        assert (url.scheme, url.hostname, url.port) == ("tcp", runner, runner_port()), name
+        assert env.get("MENTARA_RUNNER_TOKEN") == environment(runner_svc)["MENTARA_RUNNER_TOKEN"]
+        assert runner in healthy_dependencies(svc), name
+        assert networks(svc) & networks(runner_svc), f"{name} cannot reach {runner}"
 
 
 def test_lb_mounts_nginx_conf_and_waits_for_every_replica() -> None:
@@ -425,6 +553,14 @@ def test_dockerfile_runs_mentara_serve_unprivileged_with_a_healthcheck() -> None
     checks = dockerfile_args("HEALTHCHECK")
     assert checks, "no HEALTHCHECK"
     assert "/healthz" in checks[-1]
+
+
+def test_dockerfile_installs_the_sandbox_and_node() -> None:
+    installs = " ".join(args for args in dockerfile_args("RUN") if "apt-get install" in args)
+    for package in ("bubblewrap", "nodejs"):
+        assert re.search(rf"\b{package}\b", installs), f"the image does not install {package}"
+    assert "--no-install-recommends" in installs
+    assert "/var/lib/apt/lists" in installs, "the apt lists stay in the image"
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context() -> None:

@@ -1,8 +1,9 @@
 """``code.run``: the latest code against the question's visible tests, off the event loop.
 
 The sandboxed runner lives in ``scoring.code_runner`` (a child process with limits, bounded
-concurrency); this module turns its result into a ``code.result`` event and tells the
-interviewer when the code passes.
+concurrency), in this process or in a ``mentara runner`` (:mod:`server.remote_runner`); this
+module turns its result into a ``code.result`` event and tells the interviewer when the code
+passes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from protocol.messages import CodeResult
 from scoring.code_runner import CodeRunner, RunLimits, RunResult, SandboxUnavailable
 from scoring.judges.code import outcome_messages
 from server.errors import MentaraError, SandboxUnavailableError
+from server.runner_wire import RunsTests
 from server.sessions.languages import runnable_language
 from server.sessions.live import LiveSession
 from server.sessions.log import LoggedEvent
@@ -32,7 +34,8 @@ class TooManyRuns(MentaraError):
 
 
 class CodeRunService:
-    """Runs sessions' code with ``scoring``'s sandboxed runner, ``concurrency`` at a time."""
+    """Runs sessions' code with ``runner`` (default: ``scoring``'s sandboxed runner in this
+    process, ``concurrency`` at a time)."""
 
     def __init__(
         self,
@@ -40,10 +43,10 @@ class CodeRunService:
         *,
         concurrency: int = 2,
         per_user: int = 1,
-        allow_unsafe: bool = False,
+        runner: RunsTests | None = None,
     ) -> None:
         self.limits = limits or RunLimits()
-        self.runner = CodeRunner(max_concurrent=concurrency, allow_unsafe=allow_unsafe)
+        self.runner: RunsTests = runner or CodeRunner(max_concurrent=concurrency)
         self.per_user = per_user
         self._running: dict[str, int] = {}  # user -> runs in progress (entries removed at 0)
 
