@@ -148,7 +148,11 @@ def cmd_runner(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     runs = args.runs or settings.code_runs
     token = settings.runner_token
-    asyncio.run(serve_runner(address, token, max_concurrent=runs, io_timeout_s=args.io_timeout))
+    unsafe = settings.sandbox == "unsafe-no-isolation"
+    served = serve_runner(
+        address, token, max_concurrent=runs, io_timeout_s=args.io_timeout, allow_unsafe=unsafe
+    )
+    asyncio.run(served)
     return 0
 
 

@@ -123,13 +123,16 @@ class RunnerService:
         max_concurrent: int = 2,
         max_connections: int = 64,
         io_timeout_s: float = 10.0,
+        allow_unsafe: bool = False,
     ) -> None:
         if len(token) < RUNNER_TOKEN_MIN_CHARS:
             raise ValueError(
                 f"the runner token must have at least {RUNNER_TOKEN_MIN_CHARS} characters"
             )
         self._token = token.encode()
-        self._runner: RunsTests = runner or CodeRunner(max_concurrent=max_concurrent)
+        self._runner: RunsTests = runner or CodeRunner(
+            max_concurrent=max_concurrent, allow_unsafe=allow_unsafe
+        )
         self._max_connections = max_connections
         self._io_timeout_s = io_timeout_s
         self._connections: set[asyncio.Task[None]] = set()
@@ -265,13 +268,20 @@ class RunnerService:
 
 
 async def serve_runner(
-    address: ListenAddress, token: str, *, max_concurrent: int, io_timeout_s: float = 10.0
+    address: ListenAddress,
+    token: str,
+    *,
+    max_concurrent: int,
+    io_timeout_s: float = 10.0,
+    allow_unsafe: bool = False,
 ) -> None:
     """Run the service until SIGTERM or SIGINT; print one start-up line saying where it
-    listens and what isolation the code runner has."""
-    service = RunnerService(token, max_concurrent=max_concurrent, io_timeout_s=io_timeout_s)
+    listens and what isolation the code runner has (``allow_unsafe``: MENTARA_SANDBOX)."""
+    service = RunnerService(
+        token, max_concurrent=max_concurrent, io_timeout_s=io_timeout_s, allow_unsafe=allow_unsafe
+    )
     url = await service.start(address)
-    support = await detect_sandbox_support()
+    support = await detect_sandbox_support(allow_unsafe)
     print(
         f"mentara: runner listening on {url} ({max_concurrent} run(s) at once); "
         f"sandbox: {support.detail}",
