@@ -93,6 +93,7 @@ from scoring.sandbox import (
     sandbox_python,
 )
 from scoring.sandbox_harness import harness_command as _harness_command
+from scoring.seccomp_filter import filter_program, program_fd
 
 __all__ = [
     "COMPARE_MODES",
@@ -156,13 +157,16 @@ async def detect_sandbox_support(allow_unsafe: bool = False) -> SandboxSupport:
     conclusive = True
     cgroup: str | None = None
     disable_userns = False
+    program, seccomp_detail = filter_program()
     if bwrap is None:
         isolated, detail = False, "bubblewrap (bwrap) is not installed"
     else:
         isolated, disable_userns, detail = await probe_bwrap(
-            bwrap, as_root, UidSlots.uid(PROBE_SLOT)
+            bwrap, as_root, UidSlots.uid(PROBE_SLOT), program
         )
         conclusive = "did not start" not in detail
+        if isolated:
+            detail += f"; {seccomp_detail}"
         if isolated and as_root:
             _cgroup_root, cgroup_detail = await asyncio.to_thread(CgroupRoot.detect)
             cgroup = None if _cgroup_root is None else _cgroup_root.version
@@ -173,7 +177,9 @@ async def detect_sandbox_support(allow_unsafe: bool = False) -> SandboxSupport:
         detail = f"code cannot run isolated: {detail}"
         if allow_unsafe:
             detail += f"; running it WITHOUT isolation ({SANDBOX_UNSAFE})"
-    support = SandboxSupport(isolated, as_root, cgroup, allow_unsafe, detail, bwrap, disable_userns)
+    support = SandboxSupport(
+        isolated, as_root, cgroup, allow_unsafe, detail, bwrap, disable_userns, program is not None
+    )
     if conclusive:
         _supports[allow_unsafe] = support
     return support
@@ -350,10 +356,19 @@ class CodeRunner:
         read_fd, write_fd = os.pipe()
         config["result_fd"] = write_fd
         command = _harness_command(config, sandbox_python())
+        pass_fds = [write_fd]
+        program = filter_program()[0] if support.isolated and support.seccomp else None
+        if program is not None:
+            pass_fds.append(program_fd(program))
         if support.isolated:
             binds, hidden = runtime_paths(node)
             command = bwrap_command(
-                support, command, binds=binds, hidden=hidden, workdir_bytes=limits.workdir_bytes
+                support,
+                command,
+                binds=binds,
+                hidden=hidden,
+                workdir_bytes=limits.workdir_bytes,
+                seccomp_fd=pass_fds[1] if program is not None else None,
             )
             if group is not None:
                 command = group.enter_command(command)
@@ -364,7 +379,7 @@ class CodeRunner:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                pass_fds=(write_fd,),
+                pass_fds=tuple(pass_fds),
                 env={},
                 cwd="/" if support.isolated else config["workdir"],
                 start_new_session=True,
@@ -373,7 +388,8 @@ class CodeRunner:
             os.close(read_fd)
             raise
         finally:
-            os.close(write_fd)
+            for fd in pass_fds:
+                os.close(fd)
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         assert proc.stdin is not None and proc.stdout is not None
         stdin, stdout = proc.stdin, proc.stdout

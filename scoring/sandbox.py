@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from scoring.seccomp_filter import program_fd
+
 __all__ = [
     "SANDBOX_UNSAFE",
     "WORKDIR",
@@ -100,6 +102,7 @@ class SandboxSupport:
     detail: str
     bwrap: str | None = None
     disable_userns: bool = False
+    seccomp: bool = False
 
     @classmethod
     def without_isolation(cls, detail: str, *, unsafe: bool) -> SandboxSupport:
@@ -192,8 +195,10 @@ def bwrap_command(
     binds: list[str],
     hidden: list[str],
     workdir_bytes: int,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
-    """The ``bwrap`` command line that runs ``command`` isolated as described above."""
+    """The ``bwrap`` command line that runs ``command`` isolated as described above, with
+    the seccomp program that ``seccomp_fd`` holds (:mod:`scoring.seccomp_filter`)."""
     assert support.bwrap is not None
     argv = [support.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     argv += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
@@ -226,6 +231,8 @@ def bwrap_command(
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--perms", "1777", "--size", str(_TMP_BYTES), "--tmpfs", "/tmp"]
     argv += ["--perms", "1777", "--size", str(workdir_bytes), "--tmpfs", WORKDIR]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     argv += ["--chdir", WORKDIR, "--", *command]
     return argv
 
@@ -241,6 +248,8 @@ except OSError as exc:
 with open("/proc/net/dev") as dev:
     found["ifaces"] = [l.split(":")[0].strip() for l in dev.readlines()[2:]]
 found["visible"] = sorted(os.listdir("/"))
+with open("/proc/self/status") as status:
+    found["seccomp"] = [l.split()[1] for l in status if l.startswith("Seccomp:")]
 uid = int(sys.argv[1])
 if uid >= 0:
     try:
@@ -254,9 +263,11 @@ print(json.dumps(found))
 """
 
 
-async def probe_bwrap(bwrap: str, as_root: bool, uid: int) -> tuple[bool, bool, str]:
-    """Run one real sandbox and check it from inside. Returns ``(isolated, disable_userns,
-    detail)``; never raises."""
+async def probe_bwrap(
+    bwrap: str, as_root: bool, uid: int, seccomp: bytes | None
+) -> tuple[bool, bool, str]:
+    """Run one real sandbox (with the ``seccomp`` program, if any) and check it from inside.
+    Returns ``(isolated, disable_userns, detail)``; never raises."""
     notes: list[str] = []
     for disable_userns in (True, False) if not as_root else (False,):
         support = SandboxSupport(True, as_root, None, False, "", bwrap, disable_userns)
@@ -270,7 +281,11 @@ async def probe_bwrap(bwrap: str, as_root: bool, uid: int) -> tuple[bool, bool, 
             _PROBE_SOURCE,
             str(uid if as_root else -1),
         ]
-        argv = bwrap_command(support, command, binds=binds, hidden=hidden, workdir_bytes=1 << 20)
+        seccomp_fd = None if seccomp is None else program_fd(seccomp)
+        argv = bwrap_command(
+            support, command, binds=binds, hidden=hidden, workdir_bytes=1 << 20,
+            seccomp_fd=seccomp_fd,
+        )  # fmt: skip
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -279,6 +294,7 @@ async def probe_bwrap(bwrap: str, as_root: bool, uid: int) -> tuple[bool, bool, 
                 stderr=asyncio.subprocess.PIPE,
                 env={},
                 start_new_session=True,
+                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
             )
             try:
                 async with asyncio.timeout(10):
@@ -289,6 +305,9 @@ async def probe_bwrap(bwrap: str, as_root: bool, uid: int) -> tuple[bool, bool, 
                 await proc.wait()
         except (OSError, TimeoutError) as exc:
             return False, False, f"bubblewrap did not start: {type(exc).__name__}: {exc}"
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         if proc.returncode != 0:
             message = err.decode(errors="replace").strip().splitlines()
             notes.append(f"bubblewrap failed: {message[-1] if message else proc.returncode}")
@@ -302,6 +321,8 @@ async def probe_bwrap(bwrap: str, as_root: bool, uid: int) -> tuple[bool, bool, 
             problems.append(f"no PID namespace (saw {found.get('procs')})")
         if found.get("net") == "connected" or any(i != "lo" for i in found.get("ifaces", [])):
             problems.append("the network is reachable")
+        if seccomp is not None and found.get("seccomp") != ["2"]:
+            problems.append("the seccomp filter is not in force")
         if as_root and found.get("uid") != uid:
             problems.append(f"no uid switch ({found.get('uid_error', 'unknown')})")
         if problems:

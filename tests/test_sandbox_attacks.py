@@ -296,3 +296,42 @@ async def test_the_probe_reports_isolation_here() -> None:
     # No skip: on a host where bubblewrap cannot isolate, this says why.
     support = await detect_sandbox_support()
     assert support.isolated, support.detail
+
+
+async def test_a_full_interpreter_inside_gets_no_new_namespace_nor_kernel_surface() -> None:
+    # The harness blocks imports, but ``execv`` of the runtime gives a full interpreter with
+    # ctypes: the seccomp filter still refuses these calls (EPERM = 1).
+    probe = (
+        "import ctypes, json; libc = ctypes.CDLL(None, use_errno=True); out = {}\n"
+        "for name, call in ((\"unshare_user\", lambda: libc.unshare(0x10000000)),\n"
+        "                   (\"unshare_mount\", lambda: libc.unshare(0x00020000)),\n"
+        "                   (\"ptrace_traceme\", lambda: libc.ptrace(0, 0, 0, 0)),\n"
+        "                   (\"bpf\", lambda: libc.syscall(321, 0, 0, 0)),\n"
+        "                   (\"keyctl\", lambda: libc.syscall(250, 0, 0, 0)),\n"
+        "                   (\"mount\", lambda: libc.mount(b\"none\", b\"/tmp\", b\"tmpfs\", 0, None))):\n"
+        "    out[name] = [call(), ctypes.get_errno()]\n"
+        "print(json.dumps(out))\n"
+    )
+    code = textwrap.dedent(
+        f"""
+        import json, os, sys
+
+        def f(x):
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.dup2(write, 1)
+                os.execv(sys.executable, [sys.executable, "-c", {probe!r}])
+            os.close(write)
+            data = b""
+            while chunk := os.read(read, 4096):
+                data += chunk
+            os.waitpid(pid, 0)
+            return json.loads(data)
+        """
+    )
+    refused = [-1, 1]
+    names = ("unshare_user", "unshare_mount", "ptrace_traceme", "bpf", "keyctl", "mount")
+    expected = {name: refused for name in names}
+    result = await run_tests(code, "f", [TestCase(name="calls", args=(0,), expected=expected)])
+    assert result.status == "passed", result
