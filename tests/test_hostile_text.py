@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import msgpack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from protocol.client import ConnectionClosedByServer, InterviewClient, open_client
 from protocol.codec import JSON, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL
@@ -287,3 +291,135 @@ async def test_a_bystander_never_notices_hostile_text(fast_server: RunningServer
     codes = {r.code if isinstance(r, Error) else "ack" for r in attacker_replies}
     assert codes <= {"ack", ErrorCode.INVALID_FIELD}, attacker_replies
     assert a_session
+
+
+# --- properties: arbitrary Unicode in every string field, through a real socket -------------
+
+PROPERTY = settings(
+    max_examples=15,
+    derandomize=True,  # the same examples every run
+    database=None,
+    deadline=None,  # a real socket and Postgres: each exchange is bounded by its own timeout
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+unstorable_char = st.sampled_from(["\x00", "\ud800", "\udbff", "\udc00", "\udfff"])
+hostile_chars = (
+    st.characters(exclude_categories=())  # every code point, surrogates included
+    | unstorable_char
+    | st.sampled_from(["\U0001f600", "\U0010ffff", "\x7f", "\x1b", "\u2028", "\ufeff", "\\", '"'])
+)
+STRING_FIELDS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "auth": ({"type": "auth", "token": "t", "id": "i"}, ("token", "id")),
+    "session.start": (
+        {"type": "session.start", "id": "i", "track": "coding", "language": "py", "question_id": "q"},
+        ("id", "language", "question_id"),
+    ),
+    "session.resume": (
+        {"type": "session.resume", "session_id": "s", "last_seq": 0, "id": "i"},
+        ("session_id", "id"),
+    ),
+    "candidate.message": ({"type": "candidate.message", "id": "i", "text": "t"}, ("id", "text")),
+    "code.update": (
+        {"type": "code.update", "id": "i", "language": "python", "source": "s"},
+        ("id", "language", "source"),
+    ),
+    "code.run": ({"type": "code.run", "id": "i"}, ("id",)),
+    "interviewer.interrupt": ({"type": "interviewer.interrupt", "id": "i"}, ("id",)),
+    "session.end": ({"type": "session.end", "id": "i"}, ("id",)),
+    "ping": ({"type": "ping", "id": "i"}, ("id",)),
+    "watch": ({"type": "watch", "session_id": "s", "last_seq": 0, "id": "i"}, ("session_id", "id")),
+}  # fmt: skip
+
+
+@st.composite
+def hostile_strings(draw: st.DrawFn, *, unstorable: bool) -> str:
+    """1 to 40 arbitrary characters; with ``unstorable``, at least one U+0000 or surrogate."""
+    text = draw(st.text(hostile_chars, min_size=1, max_size=40))
+    if unstorable and is_storable(text):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(unstorable_char) + text[at:]
+    return text
+
+
+def reply_ref(frame: dict[str, Any]) -> str | None:
+    frame_id = frame.get("id")
+    return (
+        frame_id
+        if isinstance(frame_id, str)
+        and frame_id.encode("utf-8", "surrogatepass") == frame_id.encode("utf-8", "replace")
+        else None
+    )
+
+
+@dataclass
+class LiveSession:
+    client: InterviewClient
+    user: str
+    session_id: str
+    frames: list[ServerFrame]
+    durable_seq: int = 1
+
+
+@pytest.fixture(params=[JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL])
+async def live(
+    fast_server: RunningServer, request: pytest.FixtureRequest
+) -> AsyncIterator[LiveSession]:
+    user = f"prop-{uuid.uuid4().hex[:12]}"  # a start id is per user, and the database per run
+    async with open_client(
+        fast_server.ws_url(), token=fast_server.token(user), subprotocol=request.param
+    ) as c:
+        session_id, frames = await start(c)
+        yield LiveSession(c, user, session_id, frames)
+
+
+@PROPERTY
+@given(data=st.data(), frame_type=st.sampled_from(sorted(STRING_FIELDS)))
+async def test_unstorable_text_in_any_field_is_refused_over_the_socket(
+    live: LiveSession, frame_type: str, data: st.DataObject
+) -> None:
+    frame, names = STRING_FIELDS[frame_type]
+    bad = data.draw(st.sets(st.sampled_from(names), min_size=1), label="unstorable fields")
+    sent = {**frame, **{n: data.draw(hostile_strings(unstorable=n in bad), label=n) for n in names}}
+    reply, before = await exchange(live.client, sent, ref=reply_ref(sent))
+    live.frames += before
+    assert isinstance(reply, Error), reply
+    assert reply.code == ErrorCode.INVALID_FIELD
+    assert reply.field in {n for n in names if not is_storable(sent[n])}
+    await still_usable(live.client)
+
+
+@PROPERTY
+@given(data=st.data())
+async def test_arbitrary_text_is_acked_or_refused_and_streamed_as_stored(
+    live: LiveSession, fast_server: RunningServer, data: st.DataObject
+) -> None:
+    message = {
+        "type": "candidate.message",
+        "id": data.draw(hostile_strings(unstorable=False), label="message id"),
+        "text": data.draw(hostile_strings(unstorable=False), label="text"),
+    }
+    code = {
+        "type": "code.update",
+        "id": data.draw(hostile_strings(unstorable=False), label="code id"),
+        "language": data.draw(
+            hostile_strings(unstorable=False).filter(lambda s: len(s) <= 32), label="language"
+        ),
+        "source": data.draw(hostile_strings(unstorable=False), label="source"),
+    }
+    for frame in (message, code):
+        reply, before = await exchange(live.client, frame, ref=reply_ref(frame))
+        live.frames += before
+        unstorable = {n for n in frame if n != "type" and not is_storable(frame[n])}
+        if unstorable:
+            assert isinstance(reply, Error), reply
+            assert (reply.code, reply.field in unstorable) == (ErrorCode.INVALID_FIELD, True)
+        else:
+            assert isinstance(reply, Ack), (frame, reply)
+            if isinstance(reply.seq, int):
+                live.durable_seq = max(live.durable_seq, reply.seq)
+    assert live.client.close_code is None
+    # Every event streamed up to the last ack is durable: the export holds it as streamed.
+    durable = [
+        f for f in live.frames if not isinstance(f, SessionEvent) or f.seq <= live.durable_seq
+    ]
+    await assert_streamed_is_exported(fast_server, live.user, live.session_id, durable)
