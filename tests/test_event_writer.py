@@ -107,3 +107,64 @@ async def test_an_events_batch_written_again_stores_each_row_once(store: Session
         "SELECT turn_id, seq FROM transcript_turns WHERE session_id = $1", session_id
     )
     assert [(t["turn_id"], t["seq"]) for t in turns] == [("c1", 4)]
+
+
+def said(session_id: str, seq: int, text: str) -> Records:
+    """A candidate message as the live session records it: the event, its input and turn."""
+    body = json.dumps(
+        {"seq": seq, "ts": 1, "type": "candidate.message", "turn_id": f"c{seq}", "text": text}
+    )
+    return Records(
+        events=((session_id, seq, "candidate.message", 1, body),),
+        inputs=((session_id, f"m{seq}", seq),),
+        turns=((session_id, f"c{seq}", "candidate", text, seq, None, None),),
+    )
+
+
+@pytest.mark.parametrize("shape", ["events-only", "mixed"])
+async def test_a_batch_refused_for_one_record_stores_every_other_record(
+    store: SessionStore, shape: str
+) -> None:
+    """Postgres refuses a whole batch for one record it cannot store (U+0000 in jsonb or
+    text, a lone surrogate asyncpg cannot encode): the batch is split until only that record
+    fails; every other session's records are stored and their futures resolve."""
+    sessions = [await new_session(store) for _ in range(4)]
+    hostile = sessions[1]
+    if shape == "events-only":  # one COPY statement
+        nul_event = (hostile, 2, "interviewer.delta", 1, '{"seq": 2, "text": "\\u0000"}')
+        bad = [Records(events=(nul_event,))]
+    else:  # one transaction: events, inputs, turns
+        bad = [said(hostile, 2, "a\x00b"), said(hostile, 3, "lone \ud800")]
+    writer = EventWriter(store, max_delay_s=0.1)
+    writer.start()
+    try:
+        good: list[asyncio.Future[None]] = []
+        bad_futures: list[asyncio.Future[None]] = []
+        for seq in (1, 4, 5):
+            for session_id in sessions:
+                records = (
+                    event(session_id, seq)
+                    if shape == "events-only"
+                    else said(session_id, seq, "ok")
+                )
+                good.append(await writer.submit(records))
+            if seq == 1:
+                bad_futures += [await writer.submit(records) for records in bad]
+        await asyncio.wait(good + bad_futures, timeout=10)
+    finally:
+        await writer.close()
+    assert writer.flushes >= 2  # it was one batch, then split
+    assert writer.refused == len(bad)
+    for future in bad_futures:
+        assert future.done() and isinstance(future.exception(), Exception)
+    assert all(f.done() and f.exception() is None for f in good)
+    for session_id in sessions:
+        assert [e.seq for e in await store.events_after(session_id, 0)] == [1, 4, 5]
+    if shape == "mixed":
+        turns = await store.pool.fetch(
+            "SELECT session_id, seq FROM transcript_turns WHERE session_id = ANY($1::text[])",
+            sessions,
+        )
+        assert sorted((t["session_id"], t["seq"]) for t in turns) == sorted(
+            (s, seq) for s in sessions for seq in (1, 4, 5)
+        )

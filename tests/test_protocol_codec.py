@@ -579,10 +579,12 @@ def test_non_finite_floats_are_rejected(value: float) -> None:
 
 MAX = m.MAX_SAFE_INTEGER
 short_text = st.text(max_size=24)
-frame_ids = st.text(min_size=1, max_size=m.MAX_ID_LENGTH)
-session_ids = st.text(min_size=1, max_size=m.MAX_SESSION_ID_LENGTH)
-languages = st.text(min_size=1, max_size=m.MAX_LANGUAGE_LENGTH)
-sources = st.text(max_size=200)
+# What a client may send: any text but U+0000 (hypothesis leaves out lone surrogates).
+storable = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+frame_ids = st.text(storable, min_size=1, max_size=m.MAX_ID_LENGTH)
+session_ids = st.text(storable, min_size=1, max_size=m.MAX_SESSION_ID_LENGTH)
+languages = st.text(storable, min_size=1, max_size=m.MAX_LANGUAGE_LENGTH)
+sources = st.text(storable, max_size=200)
 seqs = st.integers(1, MAX)
 counts = st.integers(0, MAX)
 finite = st.floats(allow_nan=False, allow_infinity=False)
@@ -607,7 +609,9 @@ questions = st.builds(
 
 CLIENT_STRATEGIES: dict[type[msgspec.Struct], st.SearchStrategy[Any]] = {
     m.Auth: st.builds(
-        m.Auth, token=st.text(min_size=1, max_size=m.MAX_TOKEN_LENGTH), id=optional(frame_ids)
+        m.Auth,
+        token=st.text(storable, min_size=1, max_size=m.MAX_TOKEN_LENGTH),
+        id=optional(frame_ids),
     ),
     m.SessionStart: st.builds(
         m.SessionStart,
@@ -620,7 +624,7 @@ CLIENT_STRATEGIES: dict[type[msgspec.Struct], st.SearchStrategy[Any]] = {
         m.SessionResume, session_id=session_ids, last_seq=counts, id=optional(frame_ids)
     ),
     m.CandidateMessage: st.builds(
-        m.CandidateMessage, id=frame_ids, text=st.text(min_size=1, max_size=300)
+        m.CandidateMessage, id=frame_ids, text=st.text(storable, min_size=1, max_size=300)
     ),
     m.CodeUpdate: st.builds(m.CodeUpdate, id=frame_ids, language=languages, source=sources),
     m.CodeRun: st.builds(m.CodeRun, id=frame_ids),
@@ -889,3 +893,172 @@ def test_corrupted_frames_never_raise_other_errors(
     cut = data.draw(st.integers(0, len(payload)))
     assert_decodes_or_frame_error(codec, bytes(payload[:cut]))
     assert_decodes_or_frame_error(codec, bytes(payload))
+
+
+# --- hostile text: strings no store can hold are refused, naming the field -------------------
+
+UNSTORABLE = ["\x00", "a\x00b", "\ud800", "x\udfff", "\udbff\x00", "😀\ud83d"]
+STRING_FIELDS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    # A valid frame of each client type with every optional string present, and its string fields.
+    "auth": ({"type": "auth", "token": "t", "id": "i"}, ("token", "id")),
+    "session.start": (
+        {
+            "type": "session.start",
+            "id": "i",
+            "track": "coding",
+            "language": "py",
+            "question_id": "q",
+        },
+        ("id", "language", "question_id"),
+    ),
+    "session.resume": (
+        {"type": "session.resume", "session_id": "s", "last_seq": 0, "id": "i"},
+        ("session_id", "id"),
+    ),
+    "candidate.message": ({"type": "candidate.message", "id": "i", "text": "t"}, ("id", "text")),
+    "code.update": (
+        {"type": "code.update", "id": "i", "language": "python", "source": "s"},
+        ("id", "language", "source"),
+    ),
+    "code.run": ({"type": "code.run", "id": "i"}, ("id",)),
+    "interviewer.interrupt": ({"type": "interviewer.interrupt", "id": "i"}, ("id",)),
+    "session.end": ({"type": "session.end", "id": "i"}, ("id",)),
+    "ping": ({"type": "ping", "id": "i"}, ("id",)),
+    "watch": ({"type": "watch", "session_id": "s", "last_seq": 0, "id": "i"}, ("session_id", "id")),
+}
+STRING_FIELD_CASES = [
+    pytest.param(type_, name, id=f"{type_}.{name}")
+    for type_, (_, names) in STRING_FIELDS.items()
+    for name in names
+]
+
+
+def hostile_wire(codec: Codec, obj: object) -> bytes | str:
+    """``obj`` as a client could send it, lone surrogates included: JSON with ``\\u`` escapes
+    (what ``JSON.stringify`` writes), MessagePack with a surrogate's three-byte form (what
+    JavaScript MessagePack encoders write)."""
+    if codec.is_text:
+        return json.dumps(obj)
+    packed: bytes = msgpack.Packer(unicode_errors="surrogatepass").pack(obj)
+    return packed
+
+
+def test_string_fields_cover_every_client_frame() -> None:
+    assert set(STRING_FIELDS) == set(m.CLIENT_FRAME_TYPES)
+    for type_, (frame, names) in STRING_FIELDS.items():
+        cls = m.CLIENT_FRAME_TYPES[type_]
+        fields = msgspec.structs.fields(cls)
+        assert set(frame) - {"type"} == {f.encode_name for f in fields}
+        assert set(names) == {
+            name
+            for name, value in frame.items()
+            if name != "type" and name != "track" and isinstance(value, str)
+        }
+        assert JSON.decode_client(json.dumps(frame)) == msgspec.convert(frame, cls)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize(("frame_type", "name"), STRING_FIELD_CASES)
+@pytest.mark.parametrize("bad", UNSTORABLE, ids=ascii)
+def test_unstorable_text_in_any_client_string_is_an_invalid_field(
+    codec: Codec, frame_type: str, name: str, bad: str
+) -> None:
+    frame = {**STRING_FIELDS[frame_type][0], name: bad}
+    err = frame_error(codec.decode_client, hostile_wire(codec, frame))
+    assert (err.code, err.field, err.frame_type) == (ErrorCode.INVALID_FIELD, name, frame_type)
+    assert err.message == f"`{name}` must not contain U+0000 or a lone surrogate (U+D800-U+DFFF)"
+    # The id comes back as ref, unless it is the id that cannot be sent back.
+    surrogate = any("\ud800" <= c <= "\udfff" for c in bad)
+    assert err.ref == (None if name == "id" and surrogate else frame.get("id"))
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("size", [10, 1000, 1100, 100_000])
+def test_nul_is_found_in_frames_of_any_size(codec: Codec, size: int) -> None:
+    """Small and large frames take different searches; both find U+0000 anywhere."""
+    for at in (0, size // 2, size - 1):
+        source = "x" * at + "\x00" + "é" * (size - at - 1)
+        frame = {"type": "code.update", "id": "i", "language": "python", "source": source}
+        err = frame_error(codec.decode_client, hostile_wire(codec, frame))
+        assert (err.code, err.field, err.ref) == (ErrorCode.INVALID_FIELD, "source", "i")
+    clean = {
+        "type": "code.update",
+        "id": "i",
+        "language": "python",
+        "source": "\\u0000" * (size // 6),
+    }
+    assert codec.decode_client(hostile_wire(codec, clean)).source == clean["source"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_storable_lookalikes_decode(codec: Codec) -> None:
+    """Text that only resembles the refused strings is a client's to send: an escaped
+    backslash before ``u0000``, a surrogate pair (an astral character), control characters."""
+    for text in ["\\u0000", "\\ud800", "😀", "\U0010ffff", "\x01\x1f\x7f\u2028\ufeff", "\ufffd"]:
+        frame = {"type": "candidate.message", "id": "i", "text": text}
+        assert codec.decode_client(hostile_wire(codec, frame)) == m.CandidateMessage(
+            id="i", text=text
+        )
+    # JSON may spell an astral character as a pair of escapes.
+    pair = r'{"type":"candidate.message","id":"i","text":"\ud83d\ude00"}'
+    assert JSON.decode_client(pair) == m.CandidateMessage(id="i", text="😀")
+
+
+def test_server_frames_may_still_carry_nul() -> None:
+    """Only what clients send is refused: a server frame's text is the server's to clean."""
+    said = m.CandidateSaid(seq=1, ts=1, turn_id="t", text="a\x00b")
+    for codec in (JSON, MSGPACK):
+        assert codec.decode_server(codec.encode(said)) == said
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # Raw surrogates are not UTF-8 text: a JSON frame holding them is not JSON text.
+        '{"type":"candidate.message","id":"i","text":"\ud800"}',
+        b'{"type":"candidate.message","id":"i","text":"\xed\xa0\x80"}',
+        # A surrogate where no known field is: undecodable as ever.
+        r'{"type":"candidate.message","id":"i","text":"t","x\ud800":1}',
+        r'{"type":"candidate.message","id":"i","text":"t","extra":"\ud800"}',
+        r'{"type":"candidate.message","id":"i","text":"t",' + "[" * 5000,
+    ],
+    ids=lambda data: repr(data[-24:]),
+)
+def test_json_surrogates_outside_known_fields_are_bad_frames(data: bytes | str) -> None:
+    assert frame_error(JSON.decode_client, data).code == ErrorCode.BAD_FRAME
+
+
+unstorable_char = st.sampled_from(["\x00", "\ud800", "\udbff", "\udc00", "\udfff"])
+hostile_chars = (
+    st.characters(exclude_categories=())
+    | unstorable_char
+    | st.sampled_from(["\U0001f600", "\x7f", "\x1b", "\u2028", "\ufeff", "\\", '"'])
+)
+hostile_text = st.text(hostile_chars, max_size=40)
+
+
+def is_storable(text: str) -> bool:
+    return not any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in text)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@PROPERTY
+@given(frame_type=st.sampled_from(sorted(STRING_FIELDS)), data=st.data())
+def test_hostile_text_in_client_frames_decodes_as_sent_or_names_the_field(
+    codec: Codec, frame_type: str, data: st.DataObject
+) -> None:
+    frame, names = STRING_FIELDS[frame_type]
+    sent = {**frame, **{name: data.draw(hostile_text, label=name) for name in names}}
+    err = decode_error(codec.decode_client, hostile_wire(codec, sent))
+    unstorable = {name for name in names if not is_storable(sent[name])}
+    if err is None:
+        assert not unstorable
+        decoded = codec.decode_client(hostile_wire(codec, sent))
+        assert all(getattr(decoded, name) == sent[name] for name in names)
+        return
+    assert err.code == ErrorCode.INVALID_FIELD
+    if err.message.endswith("lone surrogate (U+D800-U+DFFF)"):
+        assert err.field in unstorable
+    else:  # another rule broken, which may be checked first: an empty or too long string
+        assert err.field in names
+        assert err.message in {f"`{err.field}` must not be empty"} or "at most" in err.message

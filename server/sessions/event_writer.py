@@ -10,6 +10,10 @@ Contract:
   waits for: bigger batches, fewer commits).
 - A failed flush (Postgres restarting, say) is retried with capped exponential backoff until
   it succeeds or the writer is closed; nothing submitted is dropped, and the futures wait.
+- A batch Postgres refuses (a data error: a value it cannot store) is split in halves, and
+  those again, until each refused submission is alone: only its future fails (with the
+  error); every other submission of the batch is stored, in order, and resolves. A batch
+  is written atomically (one statement or one transaction), so a refused one left nothing.
 - The queue is bounded (``max_pending`` records): ``submit`` waits for room, so a Postgres
   outage slows the sessions down instead of growing memory without bound.
 - :meth:`close` flushes what is queued (within ``timeout``) and stops.
@@ -94,6 +98,7 @@ class EventWriter:
         self._closing = False
         self.flushes = 0
         self.failures = 0
+        self.refused = 0  # submissions Postgres refused (each alone, after splitting)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-writer")
@@ -143,22 +148,18 @@ class EventWriter:
                 continue
             if len(self._queue) < self.max_batch and not self._closing:
                 await self._gather_batch()
-            taken: list[tuple[Records, asyncio.Future[None]]] = []
-            batch = WriteBatch()
+            taken: list[Records] = []
+            futures: list[asyncio.Future[None]] = []
             count = 0
             while self._queue and count < self.max_batch:
                 records, future, _ = self._queue.popleft()
-                taken.append((records, future))
-                batch.events.extend(records.events)
-                batch.inputs.extend(records.inputs)
-                batch.turns.extend(records.turns)
-                batch.snapshots.extend(records.snapshots)
-                batch.endings.extend(records.endings)
+                taken.append(records)
+                futures.append(future)
                 count += max(1, records.size())
             self._urgent = any(urgent for _, _, urgent in self._queue)
-            error = await self._write_until_done(batch)
+            errors = await self._write_records(taken)
             self._pending -= count
-            for _, future in taken:
+            for future, error in zip(futures, errors, strict=True):
                 if future.done():
                     continue
                 if error is None:
@@ -167,6 +168,28 @@ class EventWriter:
                     future.set_exception(error)
             async with self._room:
                 self._room.notify_all()
+
+    async def _write_records(self, taken: list[Records]) -> list[Exception | None]:
+        """Write ``taken`` as one batch; the error of each submission (None: stored).
+
+        A batch Postgres refuses is split in halves, recursively, so one record it cannot
+        store costs about 2*log2(batch) extra writes, and fails alone: the other sessions'
+        records in the batch are stored, in their order."""
+        error = await self._write_until_done(_merge(taken))
+        if error is None:
+            return [None] * len(taken)
+        if len(taken) == 1:
+            # It will be refused again: fail its future (its input is not acked) rather
+            # than stall every session behind it.
+            self.refused += 1
+            log.error("event write refused by Postgres: %r", error, exc_info=error)
+            return [error]
+        log.warning("event batch of %d refused (%r); splitting it", len(taken), error)
+        middle = len(taken) // 2
+        return [
+            *await self._write_records(taken[:middle]),
+            *await self._write_records(taken[middle:]),
+        ]
 
     async def _write_until_done(self, batch: WriteBatch) -> Exception | None:
         """Write the batch, retrying while Postgres is unreachable; a data error is returned."""
@@ -183,10 +206,7 @@ class EventWriter:
                 log.warning("event write failed (%s); retrying in %.2fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(self.retry_max_s, delay * 2)
-            except Exception as exc:
-                # A batch Postgres refuses will be refused again: fail its futures (the inputs
-                # are not acked) rather than stall every session behind it.
-                log.exception("event batch rejected by Postgres")
+            except Exception as exc:  # a data error: asyncpg's, or a value it cannot encode
                 return exc
 
     async def close(self, timeout: float = 10.0) -> None:
@@ -203,6 +223,17 @@ class EventWriter:
             log.error("event writer closed with %d records unwritten", self._pending)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _merge(taken: list[Records]) -> WriteBatch:
+    batch = WriteBatch()
+    for records in taken:
+        batch.events.extend(records.events)
+        batch.inputs.extend(records.inputs)
+        batch.turns.extend(records.turns)
+        batch.snapshots.extend(records.snapshots)
+        batch.endings.extend(records.endings)
+    return batch
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -8,6 +8,10 @@ Contract of :meth:`SessionLog.append`:
   and queued for Postgres with its side records; ``LoggedEvent.durable`` resolves once
   Postgres has it (for ``interviewer.delta`` and ``score.delta``, which nobody acks, the
   write may wait for a bigger batch: up to the writer's ``lazy_delay_s``);
+- every string of the event and its side records is storable (:mod:`protocol.storable`):
+  text from outside (the model's tokens, the candidate's code output, test messages) has
+  each U+0000 and lone surrogate replaced by U+FFFD here, before the event is streamed, so
+  an event is never streamed that Postgres would refuse;
 - appends of one session are serialised, so seqs are assigned and delivered in order; an
   append may wait behind another (or behind Redis), so a caller must not predict its seq
   from ``last_seq``: side records that name the event's seq are built by a function of it
@@ -32,6 +36,7 @@ import redis.exceptions as redis_errors
 
 from protocol.codec import JSON, Codec
 from protocol.messages import SessionEvent
+from protocol.storable import storable_value
 from server.sessions.event_writer import EventWriter, Records
 
 if TYPE_CHECKING:
@@ -129,6 +134,29 @@ class SerialLock:
         self._busy = False
 
 
+def _encode_storable(event: SessionEvent) -> bytes | None:
+    """The event's wire JSON, or None when a string in it holds U+0000 (its JSON escape
+    shows in the bytes: one search, no walk) or a lone surrogate (UTF-8 cannot encode it)."""
+    try:
+        raw = JSON.encode(event)
+    except UnicodeEncodeError:
+        return None
+    # A literal backslash before "u0000" also matches: the walk then changes nothing.
+    return None if b"\\u0000" in raw else raw
+
+
+def _storable_records(records: Records) -> Records:
+    """``records`` with every string made storable (the same object when nothing changed):
+    a transcript turn's text is the interviewer's, assembled from the model's raw tokens."""
+    for name in ("inputs", "turns", "snapshots", "endings"):
+        rows = getattr(records, name)
+        if rows:
+            cleaned = storable_value(rows)
+            if cleaned is not rows:
+                setattr(records, name, cleaned)
+    return records
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -197,7 +225,16 @@ class SessionLog:
                 if event.seq == 0 and event.ts == 0
                 else msgspec.structs.replace(event, seq=0, ts=0)
             )
-            raw = JSON.encode(unstamped)
+            raw = _encode_storable(unstamped)
+            if raw is None:  # text from outside (a model, the candidate's code) made storable
+                log.warning(
+                    "%s event of %s: unstorable text replaced",
+                    type(event).__name__,
+                    self.session_id,
+                )
+                event = storable_value(event)
+                unstamped = storable_value(unstamped)
+                raw = JSON.encode(unstamped)
             body = raw.replace(_SEQ_TS_PLACEHOLDER, b"", 1)
             ts = now_ms()
             seq = await self._append_in_redis(ts, body, input_id or "")
@@ -209,7 +246,7 @@ class SessionLog:
             self.channel.offer(logged)
             for observe in self.observers:
                 observe(logged)
-            extra = records(seq) if callable(records) else records or Records()
+            extra = _storable_records(records(seq) if callable(records) else records or Records())
             extra.events = ((self.session_id, seq, logged.type, ts, wire.decode()),)
             # Nobody waits for a delta's commit: it may ride in a later, bigger batch.
             lazy = logged.type in _LAZY_TYPES
