@@ -5,7 +5,8 @@ The child (the harness in its sandbox) sends one JSON record per test on its res
 output limits, the cgroup's out-of-memory kills) into a :class:`RunResult`. Expected values
 never leave the parent: a forged record can only claim a return value. Every text that goes
 into a result (the output's tail, messages) is cleaned of what cannot be stored or streamed:
-U+0000 becomes U+FFFD, and invalid UTF-8 (lone surrogates included) is replaced.
+U+0000 and lone surrogates become U+FFFD (:func:`protocol.storable.storable`), and invalid
+UTF-8 in the output is replaced.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import msgspec
 
+from protocol.storable import storable as clean_text
 from scoring.compare import CompareMode, values_match
 
 __all__ = [
@@ -27,7 +29,6 @@ __all__ = [
     "RunStatus",
     "TestCase",
     "TestOutcome",
-    "clean_text",
     "judge",
     "not_run",
 ]
@@ -35,17 +36,6 @@ __all__ = [
 RunStatus: TypeAlias = Literal["passed", "failed", "error", "timeout"]
 _MESSAGE_CHARS: Final = 300
 _VALUE_CHARS: Final = 120
-
-
-def clean_text(text: str) -> str:
-    """``text`` with U+0000 and lone surrogates replaced by U+FFFD: storable and encodable."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
-    return text
 
 
 class TestCase(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -205,7 +205,8 @@ async def main():
     code, language = json.loads(sys.stdin.read())
     result = await run_tests(code, "f", [TestCase(name="one", args=(1,), expected=2)],
                              language=language, limits=RunLimits(cpu_seconds=2, wall_seconds=5))
-    print(json.dumps({"state": support.state, "status": result.status,
+    print(json.dumps({"state": support.state, "seccomp": support.seccomp,
+                      "status": result.status,
                       "tail": result.stdout_tail, "error": result.error}))
 
 asyncio.run(main())
@@ -217,7 +218,7 @@ def unprivileged() -> Iterator[tuple[str, Path]]:
     """A user created for this test, and a folder it can read holding the runner's code.
 
     This project's interpreter may sit where other users cannot read (root's home), so the
-    driver runs on Debian's ``/usr/bin/python3`` with copies of ``scoring`` and ``msgspec``
+    driver runs on Debian's ``/usr/bin/python3`` with copies of the packages the runner needs
     in a folder under the system's temporary folder (the checkout may be private too).
     """
     if os.geteuid() != 0:
@@ -233,10 +234,15 @@ def unprivileged() -> Iterator[tuple[str, Path]]:
     )
     folder = Path(tempfile.mkdtemp(prefix="mentara-sbx-"))
     try:
-        shutil.copytree(ROOT / "scoring", folder / "scoring")
+        for package in ("scoring", "protocol"):
+            shutil.copytree(ROOT / package, folder / package)
+        import msgpack
         import msgspec
+        import pyseccomp
 
-        shutil.copytree(Path(msgspec.__file__).parent, folder / "msgspec")
+        for module in (msgspec, msgpack):
+            shutil.copytree(Path(str(module.__file__)).parent, folder / module.__name__)
+        shutil.copy(str(pyseccomp.__file__), folder / "pyseccomp.py")
         for path in [folder, *folder.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         yield name, folder
@@ -279,6 +285,7 @@ def test_as_an_unprivileged_server_the_sandbox_holds(
         code = _snoop_python(paths) if language == "python" else _snoop_js(paths)
         found = _as_user(user, folder, code, language, {"MENTARA_JWT_SECRET": canary_env})
         assert found["state"] == "isolated", found
+        assert found["seccomp"], found
         assert found["status"] == "passed", found
         for canary in (canary_env, canary_file, "def two_sum"):
             assert canary not in found["tail"], f"{canary!r} leaked:\n{found['tail']}"
@@ -303,12 +310,12 @@ async def test_a_full_interpreter_inside_gets_no_new_namespace_nor_kernel_surfac
     # ctypes: the seccomp filter still refuses these calls (EPERM = 1).
     probe = (
         "import ctypes, json; libc = ctypes.CDLL(None, use_errno=True); out = {}\n"
-        "for name, call in ((\"unshare_user\", lambda: libc.unshare(0x10000000)),\n"
-        "                   (\"unshare_mount\", lambda: libc.unshare(0x00020000)),\n"
-        "                   (\"ptrace_traceme\", lambda: libc.ptrace(0, 0, 0, 0)),\n"
-        "                   (\"bpf\", lambda: libc.syscall(321, 0, 0, 0)),\n"
-        "                   (\"keyctl\", lambda: libc.syscall(250, 0, 0, 0)),\n"
-        "                   (\"mount\", lambda: libc.mount(b\"none\", b\"/tmp\", b\"tmpfs\", 0, None))):\n"
+        'for name, call in (("unshare_user", lambda: libc.unshare(0x10000000)),\n'
+        '                   ("unshare_mount", lambda: libc.unshare(0x00020000)),\n'
+        '                   ("ptrace_traceme", lambda: libc.ptrace(0, 0, 0, 0)),\n'
+        '                   ("bpf", lambda: libc.syscall(321, 0, 0, 0)),\n'
+        '                   ("keyctl", lambda: libc.syscall(250, 0, 0, 0)),\n'
+        '                   ("mount", lambda: libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))):\n'
         "    out[name] = [call(), ctypes.get_errno()]\n"
         "print(json.dumps(out))\n"
     )
