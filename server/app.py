@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket
 
 from scoring.code_runner import CodeRunner, RunLimits
 from server import metrics
+from server.account_erasures import AccountErasures
 from server.auth import AuthSettings, TokenVerifier
 from server.client_socket import ClientSocket, Endpoint
 from server.config import ConfigError, Settings, load_settings
@@ -94,6 +95,8 @@ def create_app(settings: Settings) -> Starlette:
         pool = await create_pool(database_url, max_size=settings.db_pool_max)
         redis = aioredis.from_url(redis_url, health_check_interval=30)
         store = SessionStore(pool)
+        erasures = AccountErasures(pool)
+        verifier.revocation = erasures.check  # tokens that predate their account's erasure
         limits = UserLimits(
             redis,
             settings.redis_prefix,
@@ -137,6 +140,7 @@ def create_app(settings: Settings) -> Starlette:
             catalog=catalog,
             runner=code_runs,
             limits=limits,
+            token_revoked=lambda sock: erasures.check(sock.principal),
             redis=redis,
             prefix=settings.redis_prefix,
             judge=judge,
