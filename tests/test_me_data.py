@@ -272,7 +272,8 @@ async def test_delete_ends_live_sockets_and_erases_everything(
             await admin.send(Watch(session_id=live_session))
             assert isinstance(await admin.recv(), Resumed)
 
-            deleted = await http.delete("/v1/me", headers=bearer(server, alice))
+            old = bearer(server, alice)  # a token from before the deletion
+            deleted = await http.delete("/v1/me", headers=old)
             assert deleted.status_code == 204, deleted.text
 
             ended, more = await ended_then_closed(live)
@@ -301,7 +302,7 @@ async def test_delete_ends_live_sockets_and_erases_everything(
         ).status_code == 404
 
         # Idempotent (with a token from after the deletion: older ones are refused now).
-        assert (await http.delete("/v1/me", headers=bearer(server, alice))).status_code == 401
+        assert (await http.delete("/v1/me", headers=old)).status_code == 401
         assert (
             await http.delete("/v1/me", headers=bearer(server, alice, later=True))
         ).status_code == 204
