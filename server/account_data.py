@@ -10,7 +10,9 @@ What a user's data is, table by table:
 | ``subscriptions``, ``subscription_events`` | ``user_id`` | RevenueCat subscription state and the events applied |
 
 plus, in Redis, each session's lease, fence, seq counter, history stream and input ids (erased by
-:class:`server.sessions.erasure.SessionEraser`).
+:class:`server.sessions.erasure.SessionEraser`) and the user's limit counters
+(``server.sessions.user_limits``). Kept after the erasure: when it happened, under the
+SHA-256 of the user id (``account_erasures``: tokens issued before then are refused).
 
 :func:`export_json` yields the export as JSON in chunks, one query page at a time, so a user
 with years of sessions never becomes one object in memory and holds no connection while the
@@ -27,6 +29,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from server.account_erasures import record_erasure
 from server.sessions.erasure import ERASE_BATCH, EraseIncomplete, SessionEraser
 
 log = logging.getLogger("mentara.account")
@@ -196,7 +199,8 @@ async def erase_account(pool: asyncpg.Pool, eraser: SessionEraser, user_id: str)
 
     Sessions go in rounds of ERASE_BATCH: marked ended (no worker takes them over from then
     on), ended and closed on every worker with ``session.ended {deleted}`` and 4004, rows and
-    Redis keys deleted. Then the user's own rows. Idempotent; raises EraseIncomplete
+    Redis keys deleted. Then the user's own rows and limit counters; then the erasure time
+    is recorded (``server.account_erasures``: older tokens are refused). Idempotent; raises EraseIncomplete
     (retryable) when a worker did not confirm, with what was erased so far gone for good.
     """
     erased = 0
@@ -233,5 +237,10 @@ async def erase_account(pool: asyncpg.Pool, eraser: SessionEraser, user_id: str)
     async with pool.acquire() as conn, conn.transaction():
         for table in ("push_outbox", "push_tokens", "subscription_events", "subscriptions"):
             await conn.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)
+    limits = eraser.manager.limits
+    if limits is not None:
+        await limits.forget(user_id)
+    # Last: a failed erasure (above) leaves the caller's token good for the retry.
+    await record_erasure(pool, user_id)
     log.info("erased the account data of a user (%d sessions)", erased)
     return erased

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket
 
 from scoring.code_runner import CodeRunner, RunLimits
 from server import metrics
+from server.account_erasures import AccountErasures
 from server.auth import AuthSettings, TokenVerifier
 from server.client_socket import ClientSocket, Endpoint
 from server.config import ConfigError, Settings, load_settings
@@ -44,6 +45,7 @@ from server.sessions.event_writer import EventWriter
 from server.sessions.manager import SessionConfig, SessionManager
 from server.sessions.report_recovery import ReportRecovery
 from server.sessions.store import SessionStore
+from server.sessions.user_limits import UserLimits
 
 log = logging.getLogger("mentara.app")
 
@@ -93,6 +95,15 @@ def create_app(settings: Settings) -> Starlette:
         pool = await create_pool(database_url, max_size=settings.db_pool_max)
         redis = aioredis.from_url(redis_url, health_check_interval=30)
         store = SessionStore(pool)
+        erasures = AccountErasures(pool)
+        verifier.revocation = erasures.check  # tokens that predate their account's erasure
+        limits = UserLimits(
+            redis,
+            settings.redis_prefix,
+            live_sessions=settings.live_sessions_per_user,
+            starts_per_min=settings.session_starts_per_min,
+            runs_per_min=settings.code_runs_per_min,
+        )
         batch_s = settings.write_batch_ms / 1000
         writer = EventWriter(store, max_delay_s=batch_s, lazy_delay_s=5 * batch_s)
         writer.start()
@@ -113,7 +124,7 @@ def create_app(settings: Settings) -> Starlette:
                 model=settings.judge_model,
             )
         runner = make_code_runner(settings)
-        code_runs = CodeRunService(RunLimits(), per_user=1, runner=runner)
+        code_runs = CodeRunService(RunLimits(), per_user=1, runner=runner, user_limits=limits)
         if isinstance(runner, CodeRunner):
             sandbox = await runner.support()
             if not sandbox.isolated:
@@ -128,6 +139,8 @@ def create_app(settings: Settings) -> Starlette:
             provider=provider,
             catalog=catalog,
             runner=code_runs,
+            limits=limits,
+            token_revoked=lambda sock: erasures.check(sock.principal),
             redis=redis,
             prefix=settings.redis_prefix,
             judge=judge,

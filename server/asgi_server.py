@@ -8,12 +8,15 @@ from typing import Any
 import uvicorn
 
 from server.config import Settings
+from server.http_transport import ServerConfig
 
 WS_PROTOCOL = "server.ws_transport:MentaraWebSocketProtocol"
+HTTP_PROTOCOL = "server.http_transport:MentaraHttpProtocol"
 
 
 def uvicorn_config(settings: Settings, app: Any, **overrides: Any) -> uvicorn.Config:
-    """uvicorn settings: our WebSocket transport, frame limit, heartbeat and grace period."""
+    """uvicorn settings: our HTTP transport (request-head deadline and size limit) and
+    WebSocket transport, frame limit, heartbeat and grace period."""
     options: dict[str, Any] = {
         "ws": WS_PROTOCOL,
         "ws_max_size": settings.max_frame_bytes,
@@ -22,7 +25,7 @@ def uvicorn_config(settings: Settings, app: Any, **overrides: Any) -> uvicorn.Co
         "ws_per_message_deflate": False,
         "lifespan": "on",
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HTTP_PROTOCOL,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         "log_level": settings.log_level,
         "access_log": False,
@@ -30,7 +33,12 @@ def uvicorn_config(settings: Settings, app: Any, **overrides: Any) -> uvicorn.Co
         "server_header": False,
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    return ServerConfig(
+        app,
+        header_timeout_s=settings.header_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        **options,
+    )
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -130,13 +130,15 @@ class Principal:
     characters). ``expires_at`` is its ``exp`` as Unix seconds; :class:`TokenVerifier` always
     sets it (tokens without ``exp`` are rejected), and a socket must re-authenticate or close
     with 4001 by then. ``claims`` is the verified payload, read-only; it is left out of
-    ``repr`` and comparisons because it may hold personal data.
+    ``repr`` and comparisons because it may hold personal data. ``issued_at`` is the token's
+    ``iat`` (else its ``nbf``) as Unix seconds, None when it has neither.
     """
 
     user_id: str
     is_admin: bool
     expires_at: float | None
     claims: Mapping[str, Any] = field(repr=False, compare=False)
+    issued_at: float | None = field(default=None, compare=False)
 
 
 class TokenVerifier:
@@ -147,7 +149,13 @@ class TokenVerifier:
     verifier's "now": the JWKS cache's freshness and rate limit, and the ``exp``/``nbf``/
     ``iat`` checks. PyJWT also checks those claims against the system clock (it has no clock
     hook), so with an injected clock a token must be within its validity window by both.
+
+    ``revocation``, when set, is awaited with every principal :meth:`verify` would return and
+    raises :class:`~server.errors.Unauthorized` to refuse it (tokens of an erased account:
+    ``server.account_erasures``).
     """
+
+    revocation: Callable[[Principal], Awaitable[None]] | None = None
 
     def __init__(
         self,
@@ -202,7 +210,10 @@ class TokenVerifier:
         else:
             raise Unauthorized("token algorithm not accepted")
         claims = self._decode(token, key, alg)
-        return self._principal(claims)
+        principal = self._principal(claims)
+        if self.revocation is not None:
+            await self.revocation(principal)
+        return principal
 
     async def prefetch_keys(self) -> bool:
         """Fetch the JWKS now (start-up, readiness); True when signing keys are available.
@@ -270,6 +281,7 @@ class TokenVerifier:
             raise Unauthorized("invalid token expiry")
         if exp <= now - settings.leeway_s:
             raise Unauthorized("token expired")
+        issued: dict[str, float] = {}
         for name in ("nbf", "iat"):
             if name in claims:
                 value = _numeric_date(claims[name])
@@ -277,6 +289,7 @@ class TokenVerifier:
                     raise Unauthorized("malformed token")
                 if value > now + settings.leeway_s:
                     raise Unauthorized("token not yet valid")
+                issued[name] = value
         if settings.authorized_parties:
             azp = claims.get("azp")
             if azp is None:
@@ -288,6 +301,7 @@ class TokenVerifier:
             is_admin=_has_role(claims, settings.role_claim, settings.admin_role),
             expires_at=exp,
             claims=MappingProxyType(claims),
+            issued_at=issued.get("iat", issued.get("nbf")),
         )
 
 

@@ -26,9 +26,9 @@ import enum
 import itertools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -48,7 +48,7 @@ from protocol.messages import (
 from server import __version__, metrics
 from server.auth import Principal, TokenVerifier, token_from_authorization_header
 from server.config import Settings
-from server.errors import Forbidden, MentaraError, Unauthorized
+from server.errors import Forbidden, MentaraError, RateLimited, Unauthorized
 from server.ratelimit import TokenBucket
 from server.send_queue import Payload, SendQueue, SendQueueFull
 from server.ws_transport import MentaraWebSocketProtocol, close_now, transport_of
@@ -56,6 +56,8 @@ from server.ws_transport import MentaraWebSocketProtocol, close_now, transport_o
 log = logging.getLogger("mentara.socket")
 _NO_CLAIMS: Mapping[str, object] = MappingProxyType({})
 _socket_ids = itertools.count(1)
+#: Frames a socket may have answered beside its reader at once (``handle_beside``).
+_BESIDE_MAX = 4
 
 
 class SocketState(enum.Enum):
@@ -114,6 +116,7 @@ class ClientSocket:
         # taken from the queue, so a direct write cannot overtake them.
         self._direct: MentaraWebSocketProtocol | None = None
         self._writing = False
+        self._beside: set[asyncio.Task[None]] = set()  # frames answered beside the reader
 
     @property
     def user_id(self) -> str:
@@ -224,6 +227,9 @@ class ClientSocket:
             metrics.SOCKETS_OPEN.labels(endpoint).dec()
             if self._expiry is not None:
                 self._expiry.cancel()
+            for task in list(self._beside):
+                task.cancel()
+            await asyncio.gather(*self._beside, return_exceptions=True)
             if self.principal is not None:
                 try:
                     await self.gateway.detach(self)
@@ -399,12 +405,36 @@ class ClientSocket:
                     raise Forbidden("the admin socket is read-only")
                 case _:
                     await self.gateway.handle(self, frame)
-        except MentaraError as exc:
+        except Exception as exc:
+            self._answer_failure(exc, ref)
+
+    def _answer_failure(self, exc: Exception, ref: str | None) -> None:
+        if isinstance(exc, MentaraError):
             self.send_exception(exc, ref)
-        except Exception:
-            log.exception("frame handler failed", extra={"socket_id": self.id})
-            self.send_error(ErrorCode.INTERNAL, "internal error", ref=ref, retryable=True)
-            self.close(CloseCode.INTERNAL, "internal error")
+            return
+        log.error("frame handler failed", exc_info=exc, extra={"socket_id": self.id})
+        self.send_error(ErrorCode.INTERNAL, "internal error", ref=ref, retryable=True)
+        self.close(CloseCode.INTERNAL, "internal error")
+
+    def handle_beside(self, work: Coroutine[Any, Any, None], ref: str | None) -> None:
+        """Finish a slow frame's handling (``code.run``) beside the reader, which goes on
+        reading: ``work`` answers it when done; its failure is answered as the reader
+        answers one. At most ``_BESIDE_MAX`` such frames in flight per socket; beyond, the
+        frame is refused with ``rate_limited``. Cancelled when the socket ends (what
+        ``work`` awaits must survive that: inputs are applied in the session's tasks)."""
+        if len(self._beside) >= _BESIDE_MAX or self.state is not SocketState.OPEN:
+            work.close()
+            raise RateLimited("too many slow frames in flight; wait for their answers")
+
+        async def answer() -> None:
+            try:
+                await work
+            except Exception as exc:
+                self._answer_failure(exc, ref)
+
+        task = asyncio.create_task(answer(), name=f"socket-{self.id}-beside")
+        self._beside.add(task)
+        task.add_done_callback(self._beside.discard)
 
     async def _refresh(self, token: str, ref: str | None) -> None:
         principal = await self.verifier.verify(token)

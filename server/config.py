@@ -184,6 +184,32 @@ ENV_VARS: tuple[EnvVar, ...] = (
         " refuse to start without it when a runner is used.",
     ),
     EnvVar(
+        "MENTARA_CODE_RUNS_PER_MIN",
+        "20",
+        "`code.run` per user in any 60 s, across workers; more: `rate_limited` (retryable).",
+    ),
+    EnvVar(
+        "MENTARA_LIVE_SESSIONS_PER_USER",
+        "5",
+        "Sessions one user may have live (not ended) at once, across workers; another"
+        " `session.start`: `rate_limited` (retryable) until one ends.",
+    ),
+    EnvVar(
+        "MENTARA_SESSION_STARTS_PER_MIN",
+        "10",
+        "`session.start` per user in any 60 s, across workers; more: `rate_limited` (retryable).",
+    ),
+    EnvVar(
+        "MENTARA_HEADER_TIMEOUT_S",
+        "10",
+        "Seconds a connection has to send a request's complete headers; then it is closed.",
+    ),
+    EnvVar(
+        "MENTARA_MAX_HEADER_BYTES",
+        "32768",
+        "Largest request head (request line and headers) accepted; larger: 431 and closed.",
+    ),
+    EnvVar(
         "MENTARA_REPORT_RETRY_S",
         "180",
         "A session still without its report this long after it ended (its worker died or"
@@ -261,6 +287,11 @@ class Settings:
     code_runs: int = 2
     runner_url: str | None = None
     runner_token: str | None = None
+    code_runs_per_min: int = 20
+    live_sessions_per_user: int = 5
+    session_starts_per_min: int = 10
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 32 * 1024
     report_retry_s: float = 180.0
     push_webhook_url: str | None = None
     revenuecat_webhook_secret: str | None = None
@@ -370,6 +401,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         code_runs=max(1, int(_number(env, "MENTARA_CODE_RUNS", 2, int))),
         runner_url=runner_url,
         runner_token=runner_token,
+        code_runs_per_min=max(1, int(_number(env, "MENTARA_CODE_RUNS_PER_MIN", 20, int))),
+        live_sessions_per_user=max(1, int(_number(env, "MENTARA_LIVE_SESSIONS_PER_USER", 5, int))),
+        session_starts_per_min=max(1, int(_number(env, "MENTARA_SESSION_STARTS_PER_MIN", 10, int))),
+        header_timeout_s=max(0.1, _number(env, "MENTARA_HEADER_TIMEOUT_S", 10.0)),
+        max_header_bytes=max(1024, int(_number(env, "MENTARA_MAX_HEADER_BYTES", 32 * 1024, int))),
         report_retry_s=max(1.0, _number(env, "MENTARA_REPORT_RETRY_S", 180.0)),
         push_webhook_url=_get(env, "MENTARA_PUSH_WEBHOOK_URL"),
         revenuecat_webhook_secret=_get(env, "MENTARA_REVENUECAT_WEBHOOK_SECRET"),

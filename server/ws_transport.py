@@ -8,7 +8,10 @@ event loop's heap. :class:`Heartbeat` instead keeps one timer per process: every
 unanswered, and pings the rest. A socket costs one set entry and one counter.
 
 Frames over ``ws_max_size`` are refused by the websockets protocol itself with close 1009
-before the application sees them (PROTOCOL.md §6).
+before the application sees them (PROTOCOL.md §6). Every 4xx answer to an upgrade request
+closes the connection: uvicorn does so for the answers it writes (a handshake websockets
+refuses, the app's ``websocket.close`` before accept as 403, an HTTP response from the app);
+an upgrade request websockets cannot even parse (431, 414) is answered and closed here.
 
 Select this class with ``uvicorn.Config(ws=MentaraWebSocketProtocol)`` (or the import string
 ``"server.ws_transport:MentaraWebSocketProtocol"``); ``ws_ping_interval`` sets the heartbeat.
@@ -25,6 +28,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame
 
 from protocol.errors import CloseCode
+from server.http_transport import close_after_answer
 
 log = logging.getLogger("mentara.transport")
 
@@ -115,6 +119,23 @@ class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.unanswered_pings = 0
         self._heartbeat: Heartbeat | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.close_sent and not self.handshake_initiated:
+            return  # refused before the handshake: what still arrives is dropped
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self._refuse_unparsed_request()
+
+    def _refuse_unparsed_request(self) -> None:
+        """websockets could not parse the upgrade request (a header line too long, too many
+        headers: 431; a request line too long: 414; not HTTP: nothing). It queued its answer,
+        but uvicorn only writes answers to requests it parsed: write it, and close (every
+        4xx on the upgrade path ends the connection)."""
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.close_sent = True
+        close_after_answer(self.transport, b"".join(self.conn.data_to_send()), self.loop)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

@@ -108,6 +108,12 @@ class RunningServer:
         )
 
 
+def later_token(user: str, secret: str = TEST_SECRET) -> str:
+    """A token issued after a deletion happening now: its ``iat`` is a whole second later
+    (tokens issued at or before a user's erasure are refused: ``server.account_erasures``)."""
+    return mint_dev_token(secret, user, now=time.time() + 1.5)
+
+
 @contextlib.asynccontextmanager
 async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
     """A real uvicorn server with the real app on 127.0.0.1:0, in this event loop."""

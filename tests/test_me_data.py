@@ -42,6 +42,7 @@ from tests.support import (
     TEST_SECRET,
     RunningServer,
     Services,
+    later_token,
     running_server,
     serve_env,
     serving,
@@ -72,8 +73,9 @@ async def server(fast: Settings) -> AsyncIterator[RunningServer]:
         yield running
 
 
-def bearer(server: RunningServer, user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.token(user)}"}
+def bearer(server: RunningServer, user: str, *, later: bool = False) -> dict[str, str]:
+    """``later``: a token issued after a deletion happening now (``iat`` a second on)."""
+    return {"Authorization": f"Bearer {later_token(user) if later else server.token(user)}"}
 
 
 async def start(client: InterviewClient, start_id: str = "start") -> tuple[str, list[ServerFrame]]:
@@ -112,8 +114,10 @@ async def rc_event(http: httpx.AsyncClient, user: str, **fields: Any) -> httpx.R
     )
 
 
-async def export(http: httpx.AsyncClient, server: RunningServer, user: str) -> dict[str, Any]:
-    response = await http.get("/v1/me/export", headers=bearer(server, user))
+async def export(
+    http: httpx.AsyncClient, server: RunningServer, user: str, *, later: bool = False
+) -> dict[str, Any]:
+    response = await http.get("/v1/me/export", headers=bearer(server, user, later=later))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     data = json.loads(response.content)
@@ -268,7 +272,8 @@ async def test_delete_ends_live_sockets_and_erases_everything(
             await admin.send(Watch(session_id=live_session))
             assert isinstance(await admin.recv(), Resumed)
 
-            deleted = await http.delete("/v1/me", headers=bearer(server, alice))
+            old = bearer(server, alice)  # a token from before the deletion
+            deleted = await http.delete("/v1/me", headers=old)
             assert deleted.status_code == 204, deleted.text
 
             ended, more = await ended_then_closed(live)
@@ -279,23 +284,28 @@ async def test_delete_ends_live_sockets_and_erases_everything(
             assert admin_ended.seq == ended.seq
 
         # Gone: not resumable, not listed, not exported.
-        async with open_client(server.ws_url(), token=server.token(alice)) as again:
+        async with open_client(server.ws_url(), token=later_token(alice)) as again:
             for sid in (live_session, finished):
                 with pytest.raises(ServerErrorReply) as refused:
                     await again.request(SessionResume(id=f"r-{sid}", session_id=sid, last_seq=0))
                 assert refused.value.error.code == "not_found"
-        assert (await http.get("/v1/sessions", headers=bearer(server, alice))).json() == {
-            "sessions": []
-        }
-        data = await export(http, server, alice)
+        assert (
+            await http.get("/v1/sessions", headers=bearer(server, alice, later=True))
+        ).json() == {"sessions": []}
+        data = await export(http, server, alice, later=True)
         assert data["sessions"] == [] and data["push_tokens"] == []
         assert data["subscription"] is None and data["subscription_events"] == []
         assert (
-            await http.get(f"/v1/sessions/{live_session}/report", headers=bearer(server, alice))
+            await http.get(
+                f"/v1/sessions/{live_session}/report", headers=bearer(server, alice, later=True)
+            )
         ).status_code == 404
 
-        # Idempotent.
-        assert (await http.delete("/v1/me", headers=bearer(server, alice))).status_code == 204
+        # Idempotent (with a token from after the deletion: older ones are refused now).
+        assert (await http.delete("/v1/me", headers=old)).status_code == 401
+        assert (
+            await http.delete("/v1/me", headers=bearer(server, alice, later=True))
+        ).status_code == 204
         assert (await http.delete("/v1/me")).status_code == 401
 
         # Bob is untouched.
@@ -346,13 +356,13 @@ async def test_delete_reaches_a_socket_on_another_worker(fast: Settings) -> None
 
         # Neither worker resumes it; A no longer owns it.
         for worker in (a, b):
-            async with open_client(worker.ws_url(), token=worker.token(user)) as c:
+            async with open_client(worker.ws_url(), token=later_token(user)) as c:
                 await c.send(SessionResume(id="r", session_id=session_id, last_seq=0))
                 reply = await c.recv()
                 assert isinstance(reply, Error) and reply.code == "not_found"
         owner_a = a.app.state.resources.sessions  # type: ignore[attr-defined]
         assert session_id not in owner_a.owned
-        assert (await export(http, b, user))["sessions"] == []
+        assert (await export(http, b, user, later=True))["sessions"] == []
 
     assert fast.database_url and fast.redis_url
     assert (
@@ -363,7 +373,8 @@ async def test_delete_reaches_a_socket_on_another_worker(fast: Settings) -> None
 
 async def test_a_worker_that_does_not_confirm_blocks_the_deletion(server: RunningServer) -> None:
     """A subscriber on the erase channel that never answers stands for a hung worker: the
-    DELETE answers 503 and deletes nothing; once it is gone, the repeat succeeds."""
+    DELETE answers 503 and deletes nothing; once it is gone, the repeat succeeds, with the
+    same token (a failed deletion refuses no token)."""
     user = f"dave-{uuid.uuid4().hex[:6]}"
     resources = server.app.state.resources  # type: ignore[attr-defined]
     resources.sessions.eraser.timeout_s = 0.5
@@ -375,17 +386,18 @@ async def test_a_worker_that_does_not_confirm_blocks_the_deletion(server: Runnin
     ):
         session_id, _ = await start(c)
         await silent.subscribe(resources.sessions.eraser.channel)
+        headers = bearer(server, user)
         try:
-            refused = await http.delete("/v1/me", headers=bearer(server, user))
+            refused = await http.delete("/v1/me", headers=headers)
         finally:
             await silent.aclose()  # type: ignore[no-untyped-call]
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "internal"
         assert [s["id"] for s in (await export(http, server, user))["sessions"]] == [session_id]
 
-        assert (await http.delete("/v1/me", headers=bearer(server, user))).status_code == 204
+        assert (await http.delete("/v1/me", headers=headers)).status_code == 204
         await ended_then_closed(c)
-        assert (await export(http, server, user))["sessions"] == []
+        assert (await export(http, server, user, later=True))["sessions"] == []
 
 
 async def test_delete_across_the_workers_of_mentara_serve(
@@ -412,7 +424,9 @@ async def test_delete_across_the_workers_of_mentara_serve(
                 assert (await http.delete("/v1/me", headers=headers)).status_code == 204
                 ends = [(await ended_then_closed(c))[0] for c in clients]
                 assert len({e.seq for e in ends}) == 1
-                exported = await http.get("/v1/me/export", headers=headers)
+                assert (await http.get("/v1/me/export", headers=headers)).status_code == 401
+                later = {"Authorization": f"Bearer {later_token(user)}"}
+                exported = await http.get("/v1/me/export", headers=later)
                 assert exported.json()["sessions"] == []
         finally:
             for c in clients:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from server.config import Settings
-from tests.support import RunningServer, running_server
+from tests.support import RunningServer, later_token, running_server
 
 SECRET = "rc-" + "s" * 40
 URL = "/v1/webhooks/revenuecat"
@@ -53,11 +53,10 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 
 async def subscription(
-    client: httpx.AsyncClient, server: RunningServer, user: str
+    client: httpx.AsyncClient, server: RunningServer, user: str, *, later: bool = False
 ) -> dict[str, Any]:
-    response = await client.get(
-        "/v1/me/export", headers={"Authorization": f"Bearer {server.token(user)}"}
-    )
+    token = later_token(user) if later else server.token(user)
+    response = await client.get("/v1/me/export", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     return dict(response.json())
 
@@ -179,5 +178,5 @@ async def test_idempotent_and_out_of_order_events_never_regress(
         "/v1/me", headers={"Authorization": f"Bearer {server.token(user)}"}
     )
     assert deleted.status_code == 204
-    data = await subscription(client, server, user)
+    data = await subscription(client, server, user, later=True)
     assert data["subscription"] is None and data["subscription_events"] == []

@@ -46,3 +46,16 @@ def session_id_of_channel(prefix: str, channel: str) -> str | None:
     if channel.startswith(head) and channel.endswith("}:ch"):
         return channel[len(head) : -len("}:ch")]
     return None
+
+
+@dataclass(frozen=True)
+class UserKeys:
+    live: str  # sorted set: the user's live session ids, scored by their deadline (ms)
+    starts: str  # sorted set: one member per session start, scored by its time (ms)
+    runs: str  # sorted set: one member per code run admitted, scored by its time (ms)
+
+
+def user_keys(prefix: str, user_id: str) -> UserKeys:
+    """The per-user limit keys (``server.sessions.user_limits``); one hash tag per user."""
+    base = f"{prefix}{{u:{user_id}}}:"
+    return UserKeys(live=base + "live", starts=base + "starts", runs=base + "runs")

@@ -37,6 +37,7 @@ from protocol.messages import (
     PhaseChanged,
     Rubric,
     SessionEnd,
+    SessionEnded,
     SessionResume,
     SessionStart,
     SessionStarted,
@@ -64,6 +65,7 @@ from server.sessions.recovery import RecoveredState, backfill_records, recover_s
 from server.sessions.scoring import LiveScoring
 from server.sessions.snapshots import build_snapshot
 from server.sessions.store import SessionRow, SessionStore
+from server.sessions.user_limits import UserLimits
 
 log = logging.getLogger("mentara.sessions")
 
@@ -97,6 +99,8 @@ class SessionManager:
         prefix: str,
         judge: Any | None = None,
         summary_writer: Any | None = None,
+        limits: UserLimits | None = None,
+        token_revoked: Callable[[ClientSocket], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.writer = writer
@@ -108,6 +112,9 @@ class SessionManager:
         self.prefix = prefix
         self.judge = judge  # the Claude judge when configured; None: the offline heuristics
         self.summary_writer = summary_writer
+        self.limits = limits  # per-user live sessions and starts, across workers
+        # Raises Unauthorized when the socket's token predates its user's erasure.
+        self.token_revoked = token_revoked
         self.worker_id = uuid.uuid4().hex[:12]
         self.leases = Leases(
             redis, prefix, self.worker_id, lease_ms=config.lease_ms, ttl_ms=config.history_ttl_ms
@@ -177,13 +184,12 @@ class SessionManager:
                 last_seq = frame.last_seq if isinstance(frame.last_seq, int) else 0
                 await self._attach(sock, row, last_seq, read_only=True)
                 sock.ack(frame.id if isinstance(frame.id, str) else None)
-            case (
-                CandidateMessage()
-                | CodeUpdate()
-                | CodeRun()
-                | InterviewerInterrupt()
-                | SessionEnd()
-            ):
+            case CodeRun():
+                # A run takes seconds: answered beside the socket's reader, which goes on
+                # reading (and rate-limiting) the frames behind it; a second run of the
+                # session meanwhile is refused by the run service, never queued.
+                sock.handle_beside(self._run_code(sock, frame), _ref(frame))
+            case CandidateMessage() | CodeUpdate() | InterviewerInterrupt() | SessionEnd():
                 attached_to = self.attached.get(sock)
                 if attached_to is None:
                     raise NotAttached()
@@ -192,6 +198,12 @@ class SessionManager:
                 sock.ack(ref, seq)
             case _:
                 raise MentaraError(f"{type(frame).__name__} is not handled here")
+
+    async def _run_code(self, sock: ClientSocket, frame: CodeRun) -> None:
+        attached_to = self.attached.get(sock)
+        if attached_to is None:
+            raise NotAttached()
+        sock.ack(_ref(frame), await self._input(attached_to, sock.user_id, frame))
 
     async def detach(self, sock: ClientSocket) -> None:
         session_id = self.attached.pop(sock, None)
@@ -209,18 +221,38 @@ class SessionManager:
         language = frame.language if isinstance(frame.language, str) else None
         if language is None and frame.track == "coding":
             language = "python"
+        if self.token_revoked is not None:
+            await self.token_revoked(sock)
         started = now_ms()
         duration_s = self.config.engine.duration_s
-        row, created = await self.store.create_session(
-            session_id=uuid.uuid4().hex,
-            user_id=sock.user_id,
-            track=frame.track,
-            language=language,
-            question_id=question.id,
-            start_input_id=frame.id,
-            deadline_ts=started + duration_s * 1000,
-        )
+        session_id = uuid.uuid4().hex
+        deadline_ts = started + duration_s * 1000
+        if self.limits is not None:
+            try:
+                await self.limits.admit_start(sock.user_id, session_id, deadline_ts)
+            except MentaraError:
+                # A repeated start re-attaches to its session, at the limit too.
+                existing = await self.store.started_session(sock.user_id, frame.id)
+                if existing is None:
+                    raise
+                await self._attach(sock, existing, 0)
+                sock.ack(frame.id, 1)
+                return
+        try:
+            row, created = await self.store.create_session(
+                session_id=session_id,
+                user_id=sock.user_id,
+                track=frame.track,
+                language=language,
+                question_id=question.id,
+                start_input_id=frame.id,
+                deadline_ts=deadline_ts,
+            )
+        except BaseException:
+            self._spawn(self._not_live(sock.user_id, session_id))
+            raise
         if not created:
+            self._spawn(self._not_live(sock.user_id, session_id))
             await self._attach(sock, row, 0)
             sock.ack(frame.id, 1)
             return
@@ -256,6 +288,11 @@ class SessionManager:
         sock.ack(frame.id, first.seq)
         session.arm_deadline()
         session.engine.start(introduce=True)
+
+    async def _not_live(self, user_id: str, session_id: str) -> None:
+        """The session no longer counts against its user's live sessions."""
+        if self.limits is not None:
+            await self.limits.session_over(user_id, session_id)
 
     async def _row(self, session_id: str) -> SessionRow:
         row = await self.store.get_session(session_id)
@@ -463,12 +500,20 @@ class SessionManager:
             question=question.source,
             log=session_log,
             store=self.store,
-            runner=self.runner.runner,
+            runner=self.runner.for_user(row.user_id),
             judge=self.judge,
             summary_writer=self.summary_writer,
         )
         scoring.catch_up(catch_up or [])
         session_log.observers.append(scoring.observe)
+        if self.limits is not None:
+            user_id = row.user_id
+
+            def on_ended(logged: LoggedEvent) -> None:
+                if isinstance(logged.event, SessionEnded):
+                    self._spawn(self._not_live(user_id, row.id))
+
+            session_log.observers.append(on_ended)
         scoring.start()
         session.scoring = scoring
         return session
@@ -659,10 +704,22 @@ class SessionManager:
 
     async def _hand_back(self, session: LiveSession) -> None:
         """An ended session whose report is done: release its lease; sockets still on it
-        here now hear any later event (a recovered report) through pub/sub."""
+        here now hear any later event (a recovered report) through pub/sub; without
+        sockets, its channel goes too."""
         if session.lease is not None:
             await self.leases.release(session.lease)
         await self._sync_subscription(session.id)
+        channel = self.channels.get(session.id)
+        if (
+            channel is not None
+            and not channel.attachments
+            and not channel.joining
+            and session.id not in self.owned
+        ):
+            # Its sockets left while we owned it (``_leave`` keeps an owned session's
+            # channel): nothing of the session stays on this worker.
+            self.channels.pop(session.id, None)
+            await channel.close()
 
     async def _retake_or_drop(self, session: LiveSession) -> None:
         """Our lease was not renewed: take it again if Redis lost it (a restart without
@@ -773,6 +830,10 @@ def _no_event(action: Callable[[], object]) -> Callable[[], Awaitable[None]]:
             await result
 
     return apply
+
+
+def _ref(frame: CodeRun) -> str | None:
+    return frame.id if isinstance(frame.id, str) else None
 
 
 def _text(value: bytes | str) -> str:

@@ -143,6 +143,15 @@ class SessionStore:
             assert record is not None
             return SessionRow.from_record(record), False
 
+    async def started_session(self, user_id: str, start_input_id: str) -> SessionRow | None:
+        """The session ``user_id`` created with the ``session.start`` ``id`` given, if any."""
+        record = await self.pool.fetchrow(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND start_input_id = $2",
+            user_id,
+            start_input_id,
+        )
+        return None if record is None else SessionRow.from_record(record)
+
     async def get_session(self, session_id: str) -> SessionRow | None:
         record = await self.pool.fetchrow(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1", session_id
