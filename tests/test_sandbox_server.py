@@ -9,6 +9,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -89,3 +90,55 @@ async def test_without_isolation_code_run_is_refused_and_the_interview_goes_on(
             assert refused.value.error.retryable
             # The socket and the session go on.
             await c.request(CodeUpdate(id="v2", language="python", source=source + "\n"))
+
+
+def _endpoints(services: Services) -> list[list[object]]:
+    """Where this run's Postgres and Redis listen: ``["tcp", host, port]`` or
+    ``["unix", path]`` (the embedded servers' sockets)."""
+    found: list[list[object]] = []
+    for url, default_port in ((services.database_url, 5432), (services.redis_url, 6379)):
+        parts = urlsplit(url)
+        socket_dir = parse_qs(parts.query).get("host", [""])[0]
+        if parts.scheme == "unix":
+            found.append(["unix", parts.path])
+        elif socket_dir.startswith("/"):
+            found.append(["unix", f"{socket_dir}/.s.PGSQL.{parts.port or default_port}"])
+        else:
+            found.append(["tcp", parts.hostname or "127.0.0.1", parts.port or default_port])
+    return found
+
+
+async def test_candidate_code_reaches_neither_redis_nor_postgres(
+    services: Services, settings: Settings
+) -> None:
+    endpoints = _endpoints(services)
+    source = f"""
+import socket
+
+def two_sum(nums, target):
+    out = []
+    for kind, *where in {endpoints!r}:
+        family = socket.AF_UNIX if kind == "unix" else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(2)
+        try:
+            s.connect(where[0] if kind == "unix" else (where[0], where[1]))
+            out.append("connected")
+        except OSError as exc:
+            out.append("blocked")
+        finally:
+            s.close()
+    print(out)
+    return [0, 1]
+"""
+    async with (
+        running_server(settings) as server,
+        open_client(server.ws_url(), token=server.token("mallory-net")) as c,
+    ):
+        await c.request(SessionStart(id="s", track="coding", question_id="two-sum"))
+        await c.request(CodeUpdate(id="v1", language="python", source=source))
+        await c.request(CodeRun(id="r1"))
+        frames = await read_until(c, lambda f: isinstance(f, CodeResult))
+        result = next(f for f in frames if isinstance(f, CodeResult))
+    lines = set(result.stdout_tail.strip().splitlines())  # one line per visible test
+    assert lines == {str(["blocked"] * len(endpoints))}, result
