@@ -31,6 +31,7 @@ import msgspec
 
 from server.account_erasures import record_erasure
 from server.sessions.erasure import ERASE_BATCH, EraseIncomplete, SessionEraser
+from server.sessions.user_limits import UserLimits
 
 log = logging.getLogger("mentara.account")
 
@@ -194,7 +195,9 @@ async def _session_json(pool: asyncpg.Pool, row: asyncpg.Record) -> AsyncIterato
 # -- erasure -------------------------------------------------------------------------------
 
 
-async def erase_account(pool: asyncpg.Pool, eraser: SessionEraser, user_id: str) -> int:
+async def erase_account(
+    pool: asyncpg.Pool, eraser: SessionEraser, user_id: str, limits: UserLimits | None = None
+) -> int:
     """Delete everything stored about ``user_id``; return how many sessions were erased.
 
     Sessions go in rounds of ERASE_BATCH: marked ended (no worker takes them over from then
@@ -237,7 +240,6 @@ async def erase_account(pool: asyncpg.Pool, eraser: SessionEraser, user_id: str)
     async with pool.acquire() as conn, conn.transaction():
         for table in ("push_outbox", "push_tokens", "subscription_events", "subscriptions"):
             await conn.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)
-    limits = eraser.manager.limits
     if limits is not None:
         await limits.forget(user_id)
     # Last: a failed erasure (above) leaves the caller's token good for the retry.

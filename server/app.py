@@ -13,9 +13,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import asyncpg
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,6 +37,7 @@ from server.interviewer.engine import EngineConfig
 from server.interviewer.factory import make_provider
 from server.push import OutboxDrainer, WebhookPushSender
 from server.remote_runner import make_code_runner
+from server.resources import Resources
 from server.sessions.catalog import Catalog
 from server.sessions.code_runs import CodeRunService
 from server.sessions.event_writer import EventWriter
@@ -50,18 +49,6 @@ from server.sessions.user_limits import UserLimits
 log = logging.getLogger("mentara.app")
 
 _PROBE_TIMEOUT_S = 2.0
-
-
-@dataclass
-class Resources:
-    """What the lifespan owns; reachable from handlers as ``app.state.resources``."""
-
-    settings: Settings
-    verifier: TokenVerifier
-    pool: asyncpg.Pool
-    redis: aioredis.Redis
-    store: SessionStore
-    sessions: SessionManager
 
 
 def auth_settings(settings: Settings) -> AuthSettings:

@@ -19,12 +19,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server import admin_sessions
-from server.auth import Principal
-from server.errors import Forbidden, NotFound
-from server.http_sessions import authenticate
+from server.errors import NotFound
+from server.http_auth import authenticate_admin
 
 if TYPE_CHECKING:
-    from server.app import Resources
+    from server.resources import Resources
 
 #: The inspector's policy: its own script and style only (no inline code, no eval), fetch and
 #: WebSocket to its own origin only ('self' covers ws: and wss: on the same host), no
@@ -47,14 +46,6 @@ _ASSETS = {
     "inspector.js": ("inspector.js", "text/javascript; charset=utf-8"),
     "inspector.css": ("inspector.css", "text/css; charset=utf-8"),
 }
-
-
-async def authenticate_admin(request: Request) -> Principal:
-    """The caller if they are an admin; raises Unauthorized (401) or Forbidden (403)."""
-    principal = await authenticate(request)
-    if not principal.is_admin:
-        raise Forbidden("admin rights required")
-    return principal
 
 
 async def list_admin_sessions(request: Request) -> Response:

@@ -13,13 +13,13 @@ from starlette.routing import Route
 from protocol.errors import ErrorCode
 from server.account_data import erase_account, export_json
 from server.errors import InvalidField
+from server.http_auth import authenticate
 from server.http_body import read_body
 from server.http_errors import error_response
-from server.http_sessions import authenticate
 from server.sessions.erasure import EraseIncomplete
 
 if TYPE_CHECKING:
-    from server.app import Resources
+    from server.resources import Resources
 
 _MAX_BODY = 4096
 
@@ -75,7 +75,8 @@ async def delete_me(request: Request) -> Response:
     principal = await authenticate(request)
     resources: Resources = request.app.state.resources
     try:
-        await erase_account(resources.pool, resources.sessions.eraser, principal.user_id)
+        sessions = resources.sessions
+        await erase_account(resources.pool, sessions.eraser, principal.user_id, sessions.limits)
     except EraseIncomplete as exc:
         return error_response(503, ErrorCode.INTERNAL, exc.message)
     return Response(status_code=204)

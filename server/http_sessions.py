@@ -10,20 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.auth import Principal, token_from_authorization_header
-from server.errors import NotFound, Unauthorized
+from server.errors import NotFound
+from server.http_auth import authenticate
 
 if TYPE_CHECKING:
-    from server.app import Resources
-
-
-async def authenticate(request: Request) -> Principal:
-    """The caller, from ``Authorization: Bearer``; raises Unauthorized (401)."""
-    token = token_from_authorization_header(request.headers.get("authorization"))
-    if token is None:
-        raise Unauthorized("send Authorization: Bearer <token>")
-    resources: Resources = request.app.state.resources
-    return await resources.verifier.verify(token)
+    from server.resources import Resources
 
 
 def _session_json(row: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from server.http_errors import error_response
 from server.subscriptions import apply_event, parse_webhook
 
 if TYPE_CHECKING:
-    from server.app import Resources
+    from server.resources import Resources
 
 MAX_WEBHOOK_BYTES = 64 * 1024
 

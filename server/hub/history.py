@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from server.hub.keys import session_keys
-from server.sessions.log import LoggedEvent
+from server.sessions.logged_event import LoggedEvent
 from server.sessions.store import SessionStore
 
 _PG_RETRIES = 20  # the write-behind lag is ~10 ms; wait up to ~1 s for Postgres to catch up

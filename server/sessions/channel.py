@@ -29,7 +29,7 @@ from server import metrics
 from server.client_socket import ClientSocket
 from server.errors import InvalidField
 from server.hub.history import History
-from server.sessions.log import LoggedEvent
+from server.sessions.logged_event import LoggedEvent
 
 log = logging.getLogger("mentara.channel")
 

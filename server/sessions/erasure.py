@@ -31,7 +31,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from protocol.errors import CloseCode
 from protocol.messages import SessionEnded
@@ -40,8 +40,11 @@ from server.hub.keys import erase_channel, session_keys
 from server.sessions.log import now_ms
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from server.hub.lease import Lease
+    from server.sessions.channel import SessionChannel
     from server.sessions.live import LiveSession
-    from server.sessions.manager import SessionManager
 
 log = logging.getLogger("mentara.erasure")
 
@@ -72,11 +75,42 @@ class _Round:
             self.complete.set()
 
 
+class ErasureHost(Protocol):
+    """What the eraser needs of its worker's sessions, and nothing more: the worker's Redis
+    and identity, its owned sessions, its leases, and its local channels."""
+
+    redis: aioredis.Redis
+    prefix: str
+    worker_id: str
+
+    def owned_session(self, session_id: str) -> LiveSession | None:
+        """The live session this worker owns under ``session_id``, if any."""
+
+    def take_owned(self, session_id: str) -> LiveSession | None:
+        """Forget and return the owned session under ``session_id`` (the caller closes it)."""
+
+    def forget_owned(self, session: LiveSession) -> None:
+        """Forget ``session`` if it is still the one owned under its id."""
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Hand ``lease`` back."""
+
+    def local_channel(self, session_id: str) -> SessionChannel | None:
+        """This worker's channel of the session, if it has one."""
+
+    async def drop_local_channel(self, session_id: str) -> None:
+        """Forget the session's channel, whose sockets the caller detached, and stop its
+        pub/sub subscription; the caller closes the channel."""
+
+
 class SessionEraser:
-    def __init__(self, manager: SessionManager, *, timeout_s: float = 10.0) -> None:
-        self.manager = manager
+    """Ends and closes erased sessions on every worker (the rounds above); one per worker,
+    listening on the erase channel while the worker runs."""
+
+    def __init__(self, host: ErasureHost, *, timeout_s: float = 10.0) -> None:
+        self.host = host
         self.timeout_s = timeout_s
-        self.channel = erase_channel(manager.prefix)
+        self.channel = erase_channel(host.prefix)
         self._rounds: dict[str, _Round] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -98,9 +132,9 @@ class SessionEraser:
         if not await self._round("end", session_ids):
             raise EraseIncomplete("not every server confirmed the deletion; retry")
         await delete_rows(session_ids)
-        pipe = self.manager.redis.pipeline(transaction=False)
+        pipe = self.host.redis.pipeline(transaction=False)
         for session_id in session_ids:
-            keys = session_keys(self.manager.prefix, session_id)
+            keys = session_keys(self.host.prefix, session_id)
             pipe.delete(keys.lease, keys.fence, keys.seq, keys.stream, keys.inputs)  # one slot
         await pipe.execute()
         if not await self._round("gone", session_ids):
@@ -110,9 +144,9 @@ class SessionEraser:
     async def _round(self, kind: str, session_ids: list[str]) -> bool:
         rid = uuid.uuid4().hex
         waiting = self._rounds[rid] = _Round()
-        request = {"k": kind, "rid": rid, "from": self.manager.worker_id, "sids": session_ids}
+        request = {"k": kind, "rid": rid, "from": self.host.worker_id, "sids": session_ids}
         try:
-            waiting.expect(await self.manager.redis.publish(self.channel, json.dumps(request)))
+            waiting.expect(await self.host.redis.publish(self.channel, json.dumps(request)))
             try:
                 async with asyncio.timeout(self.timeout_s):
                     await waiting.complete.wait()
@@ -139,7 +173,7 @@ class SessionEraser:
             log.warning("undecodable message on the erase channel")
             return
         if kind == "done":
-            if message.get("to") == self.manager.worker_id:
+            if message.get("to") == self.host.worker_id:
                 waiting = self._rounds.get(str(message.get("rid")))
                 if waiting is not None:
                     waiting.reply()
@@ -158,7 +192,7 @@ class SessionEraser:
                     *(
                         self._end_owned(session)
                         for session_id in session_ids
-                        if (session := self.manager.owned.get(session_id)) is not None
+                        if (session := self.host.owned_session(session_id)) is not None
                     )
                 )
             else:
@@ -169,13 +203,13 @@ class SessionEraser:
             log.exception("erase round failed on this worker")
         reply = {"k": "done", "rid": message.get("rid"), "to": message.get("from")}
         try:
-            await self.manager.redis.publish(self.channel, json.dumps(reply))
+            await self.host.redis.publish(self.channel, json.dumps(reply))
         except Exception:
             log.warning("could not confirm an erase round", exc_info=True)
 
     async def _end_owned(self, session: LiveSession) -> None:
         """``session.ended {deleted}`` through the session's log, durable; then stop here."""
-        manager = self.manager
+        host = self.host
         scoring, session.scoring = session.scoring, None  # no report for a deleted session
         try:
             if scoring is not None:
@@ -189,22 +223,21 @@ class SessionEraser:
             log.warning("could not end %s for deletion", session.id, exc_info=True)
         finally:
             await session.close()
-            if manager.owned.get(session.id) is session:
-                del manager.owned[session.id]
+            host.forget_owned(session)
             if session.lease is not None:
                 try:
-                    await manager.leases.release(session.lease)
+                    await host.release_lease(session.lease)
                 except Exception:
                     log.warning("could not release the lease of %s", session.id)
 
     async def _close_here(self, session_ids: list[str]) -> None:
-        manager = self.manager
+        host = self.host
         for session_id in session_ids:
-            straggler = manager.owned.pop(session_id, None)  # taken over after round one
+            straggler = host.take_owned(session_id)  # taken over after round one
             if straggler is not None:
                 straggler.log.lost = True
                 await straggler.close()
-            channel = manager.channels.get(session_id)
+            channel = host.local_channel(session_id)
             if channel is None:
                 continue
             last = channel.recent[-1].event if channel.recent else None
@@ -216,6 +249,5 @@ class SessionEraser:
                 # Detached here, all at once: their own detach then finds no channel, rather
                 # than each re-deciding the subscription while the others leave.
                 channel.detach(sock)
-            await manager._sync_subscription(session_id)  # no sockets left: unsubscribe
-            manager.channels.pop(session_id, None)
+            await host.drop_local_channel(session_id)  # no sockets left: unsubscribed
             await channel.close()

@@ -26,21 +26,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import msgspec
 import redis.exceptions as redis_errors
 
-from protocol.codec import JSON, Codec
+from protocol.codec import JSON
 from protocol.messages import SessionEvent
 from protocol.storable import storable_value
 from server.sessions.event_writer import EventWriter, Records
+from server.sessions.logged_event import LoggedEvent as LoggedEvent
+from server.sessions.logged_event import now_ms as now_ms
 
-if TYPE_CHECKING:
-    from server.sessions.channel import SessionChannel
+
+class LocalFanout(Protocol):
+    """Where the log hands each appended event on this worker: the session's channel
+    (:class:`server.sessions.channel.SessionChannel`), which observes the log."""
+
+    def offer(self, logged: LoggedEvent) -> None: ...
+
 
 log = logging.getLogger("mentara.log")
 
@@ -51,44 +57,6 @@ _LAZY_TYPES = frozenset({"interviewer.delta", "score.delta"})
 
 class LeaseLost(Exception):
     """Another worker owns the session now; this one must stop appending."""
-
-
-class LoggedEvent:
-    """A session event with its seq, and its encodings cached per codec."""
-
-    __slots__ = ("_encoded", "durable", "event", "seq", "type")
-
-    def __init__(self, event: SessionEvent, durable: asyncio.Future[None] | None = None) -> None:
-        self.event = event
-        self.seq: int = event.seq
-        self.type: str = type(event).__struct_config__.tag  # type: ignore[assignment]
-        self._encoded: dict[str, bytes] = {}
-        self.durable = durable
-
-    def forget_durable(self, future: asyncio.Future[None]) -> None:
-        """Done callback of ``durable``: once committed, nothing is left to wait for, and the
-        event (kept in its channel's recent cache) should not keep a future alive: tens of
-        thousands of them lengthen every full garbage collection. A failed commit stays
-        visible to whoever awaits it."""
-        if not future.cancelled() and future.exception() is None and self.durable is future:
-            self.durable = None
-
-    def encoded(self, codec: Codec) -> bytes:
-        data = self._encoded.get(codec.name)
-        if data is None:
-            data = self._encoded[codec.name] = codec.encode(self.event)
-        return data
-
-    @classmethod
-    def from_json(cls, body: str | bytes) -> LoggedEvent:
-        """An event as stored or published (its wire JSON), the JSON bytes already cached."""
-        raw = body.encode() if isinstance(body, str) else body
-        event = JSON.decode_server(raw)
-        if not isinstance(event, SessionEvent):
-            raise ValueError(f"not a session event: {type(event).__name__}")
-        logged = cls(event)
-        logged._encoded[JSON.name] = raw
-        return logged
 
 
 class SerialLock:
@@ -157,10 +125,6 @@ def _storable_records(records: Records) -> Records:
     return records
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 AppendScript = Callable[..., Awaitable[object]]
 #: Side records that name the event's own seq: called with it once it is assigned.
 RecordsFor = Callable[[int], Records]
@@ -179,7 +143,7 @@ class SessionLog:
         append_script: AppendScript,
         reacquire: Reacquire,
         writer: EventWriter,
-        channel: SessionChannel,
+        channel: LocalFanout,
         stream_maxlen: int,
         ttl_ms: int,
         redis_retry_s: float = 30.0,

@@ -339,6 +339,28 @@ class SessionManager:
             self.channels.pop(session_id, None)
             await channel.close()
 
+    # The eraser's view of this worker (server.sessions.erasure.ErasureHost).
+
+    def owned_session(self, session_id: str) -> LiveSession | None:
+        return self.owned.get(session_id)
+
+    def take_owned(self, session_id: str) -> LiveSession | None:
+        return self.owned.pop(session_id, None)
+
+    def forget_owned(self, session: LiveSession) -> None:
+        if self.owned.get(session.id) is session:
+            del self.owned[session.id]
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self.leases.release(lease)
+
+    def local_channel(self, session_id: str) -> SessionChannel | None:
+        return self.channels.get(session_id)
+
+    async def drop_local_channel(self, session_id: str) -> None:
+        await self._sync_subscription(session_id)  # no sockets left: unsubscribes
+        self.channels.pop(session_id, None)
+
     async def _sync_subscription(self, session_id: str) -> None:
         """Subscribe to the session's pub/sub channel exactly while this worker has sockets on
         it (attached or being attached) and does not own it: the owner delivers its own
