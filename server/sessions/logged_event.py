@@ -14,7 +14,7 @@ import time
 from protocol.codec import JSON, Codec
 from protocol.messages import SessionEvent
 
-__all__ = ["LoggedEvent", "now_ms"]
+__all__ = ["LoggedEvent", "now_ms", "peek_seq"]
 
 
 class LoggedEvent:
@@ -57,3 +57,17 @@ class LoggedEvent:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def peek_seq(data: bytes) -> int | None:
+    """The seq of a published or stored event without decoding it; None for anything else.
+
+    Events are encoded with ``seq`` first (``{"seq":N,...``: the field order of
+    :class:`protocol.messages.SessionEvent`, which the append script relies on too)."""
+    if not data.startswith(b'{"seq":'):
+        return None
+    end = data.find(b",", 7)
+    try:
+        return int(data[7:end])
+    except ValueError:
+        return None

@@ -1,0 +1,332 @@
+"""Ownership: the sessions this worker owns, their leases, take-overs and the keeper.
+
+One worker owns a session at a time, cluster-wide: the one holding its lease (a fencing
+token in Redis, :mod:`server.hub.lease`). :class:`Ownership` keeps this worker's owned
+sessions and guarantees:
+
+- **renewal first**: the keeper renews every lease each ``lease_ms / 3`` in one round trip
+  that nothing else delays; a lease not renewed is re-taken if Redis lost it (a restart
+  without persistence, with the seq counter raised to what this worker last appended), else
+  the session is dropped here (its appends would be refused by the fence anyway);
+- **take-over without a gap**: a session with sockets here and no live owner is taken over
+  once its lease is released, or absent for a whole lease period (the owner may be re-taking
+  it after a Redis restart); the rebuild backfills Postgres with what the dead owner had not
+  flushed, replays the state, ends a cut turn with ``stop_reason: error``; concurrent
+  take-overs of one session share one attempt;
+- **reports**: an ended session whose report is done is handed back (lease released); a
+  report left unwritten by a dead owner is written by :meth:`recover_report`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
+
+from server import metrics
+from server.errors import NotFound
+from server.hub.history import History
+from server.hub.keys import session_keys
+from server.hub.lease import RELEASED, Leases
+from server.sessions.assembly import SessionAssembly
+from server.sessions.event_writer import EventWriter
+from server.sessions.live import LiveSession, SessionEndedError
+from server.sessions.local_channels import LocalChannels
+from server.sessions.logged_event import now_ms
+from server.sessions.recovery import RecoveredState, backfill_records, recover_state
+from server.sessions.store import SessionRow, SessionStore
+
+__all__ = ["Ownership"]
+
+log = logging.getLogger("mentara.sessions")
+
+
+class Ownership:
+    """The sessions this worker owns (``owned``, shared read-only with the channels), with
+    the guarantees in the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        prefix: str,
+        leases: Leases,
+        store: SessionStore,
+        writer: EventWriter,
+        history: History,
+        channels: LocalChannels,
+        assembly: SessionAssembly,
+        owned: dict[str, LiveSession],
+        lease_ms: int,
+        spawn: Callable[[Awaitable[object]], None],
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.leases = leases
+        self.store = store
+        self.writer = writer
+        self.history = history
+        self.channels = channels
+        self.assembly = assembly
+        self.owned = owned
+        self.lease_ms = lease_ms
+        self._spawn = spawn
+        self._takeovers: dict[str, asyncio.Future[LiveSession | None]] = {}
+        self._orphaned: dict[str, float] = {}  # session -> when we first saw it without a lease
+        self._keeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._keeper = asyncio.create_task(self._keep(), name="lease-keeper")
+
+    async def close(self) -> None:
+        """Stop the keeper, stop every owned session (a turn in progress ends with
+        ``error``) and hand it over by releasing its lease."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+        sessions = list(self.owned.values())
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        for session in sessions:
+            if session.lease is not None:
+                try:
+                    await self.leases.release(session.lease)
+                except Exception:
+                    log.warning("could not release the lease of %s", session.id)
+        self.owned.clear()
+
+    # -- taking sessions -------------------------------------------------------------------
+
+    async def ensure_owner(self, session_id: str) -> None:
+        """Take the session over if it has no live owner (see the module docstring)."""
+        if session_id in self.owned:
+            return
+        holder = await self.leases.holder(session_id)
+        if self.may_take_over(session_id, holder):
+            await self.take_over(session_id)
+
+    def may_take_over(self, session_id: str, holder: str | None) -> bool:
+        """A released session may be taken at once. A session with no lease at all may only
+        be taken once it has stayed so for a whole lease period: after a Redis restart its
+        owner may still be alive and about to take it back with its own, later, seq."""
+        if holder == RELEASED:
+            return True
+        if holder is not None:
+            self._orphaned.pop(session_id, None)
+            return False
+        now = asyncio.get_running_loop().time()
+        first_seen = self._orphaned.setdefault(session_id, now)
+        return now - first_seen >= self.lease_ms / 1000
+
+    async def take_over(self, session_id: str) -> LiveSession | None:
+        """Become the owner if nobody is; None when another worker holds the lease."""
+        pending = self._takeovers.get(session_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[LiveSession | None] = asyncio.get_running_loop().create_future()
+        self._takeovers[session_id] = future
+        try:
+            session = await self._load_as_owner(session_id)
+            future.set_result(session)
+            return session
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            future.exception()
+            raise
+        finally:
+            self._takeovers.pop(session_id, None)
+
+    async def _load_as_owner(self, session_id: str) -> LiveSession | None:
+        existing = self.owned.get(session_id)
+        if existing is not None:
+            return existing
+        row = await self._row(session_id)
+        if row.status == "ended":
+            raise SessionEndedError("this session has ended")
+        taken = await self._take_and_rebuild(row)
+        if taken is None:
+            return None
+        session, state = taken
+        if state.code is not None:
+            session.engine.code_updated(state.code.language, state.code.source)
+        self.owned[session_id] = session
+        self._orphaned.pop(session_id, None)
+        metrics.LEASE_TAKEOVERS.inc()
+        await self.channels.sync(session_id)
+        log.info(
+            "took over session %s at seq %d",
+            session_id,
+            session.log.last_seq,
+            extra={"session_id": session_id},
+        )
+        if state.open_turn is not None:
+            await state.close_open_turn(session.log)
+        session.engine.start(introduce=False)
+        if row.deadline_ts is not None and row.deadline_ts <= now_ms():
+            session.spawn(session.end("time_up"))
+        else:
+            session.arm_deadline()
+        return session
+
+    async def _take_and_rebuild(self, row: SessionRow) -> tuple[LiveSession, RecoveredState] | None:
+        """Take the session's lease and rebuild it as this worker's own (not yet in
+        ``owned``); None when another worker holds the lease.
+
+        What the previous owner logged in Redis but Postgres lacks is backfilled, with the
+        input ids its appends recorded in Redis (they reach Postgres only with the
+        write-behind: a dead owner's last inputs may be known only there); the session's
+        state is replayed from history, and its channel goes live after the lease's seq."""
+        session_id = row.id
+        floor = await self.store.last_seq(session_id)
+        lease = await self.leases.acquire(session_id, floor)
+        if lease is None:
+            return None
+        events = [e for e in await self.history.read(session_id, 0) or [] if e.seq <= lease.seq]
+        raw_inputs = await self.redis.hgetall(session_keys(self.prefix, session_id).inputs)
+        redis_inputs = {
+            _text(input_id): int(seq)
+            for input_id, seq in raw_inputs.items()
+            if int(seq) <= lease.seq
+        }
+        if any(e.seq > floor for e in events):
+            await self.writer.submit(
+                backfill_records(session_id, events, after=floor, inputs=redis_inputs)
+            )
+        state = recover_state(session_id, events)
+        channel = self.channels.channel(session_id)
+        if not channel.attachments:
+            channel.set_head(lease.seq)
+        session = self.assembly.live(
+            row,
+            lease,
+            started_at_ms=row.created_at_ms,
+            catch_up=events,
+            transcript=state.transcript,
+            phase=state.phase,
+            turns_spoken=state.turns_spoken,
+        )
+        session.candidate_turns = state.candidate_turns
+        session.code = state.code
+        applied = await self.store.applied_inputs(session_id)
+        for input_id, seq in sorted(redis_inputs.items(), key=lambda item: item[1]):
+            applied.setdefault(input_id, seq)
+        session.remember_inputs(applied)
+        return session, state
+
+    async def recover_report(self, session_id: str) -> bool:
+        """Write the report of an ended session left without one (its owner died or shut down
+        while writing it, or gave up): take the session's lease, rebuild its scoring from the
+        stored events, run the end of the session again (hidden tests, final deltas, report,
+        push rows, ``report.ready``). The keeper releases the lease once it is done.
+
+        Returns False, doing nothing, when another worker holds the lease (an owner still at
+        it) or the session is not an ended one; True once the attempt is over (see
+        ``LiveSession.report_done``; whether it stored a report, Postgres says)."""
+        if session_id in self.owned:
+            return False
+        row = await self._row(session_id)
+        if row.status != "ended":
+            return False
+        taken = await self._take_and_rebuild(row)
+        if taken is None:
+            return False
+        session, _ = taken
+        session.ended = True  # inputs are refused; the engine is never started
+        self.owned[session_id] = session
+        await self.channels.sync(session_id)
+        log.warning("writing the report of %s, left without one", session_id)
+        metrics.REPORTS_RECOVERED.inc()
+        await session.write_report()
+        return True
+
+    async def drop(self, session_id: str) -> None:
+        """This worker lost the lease: stop the engine (its appends would be refused)."""
+        session = self.owned.pop(session_id, None)
+        if session is not None:
+            session.log.lost = True
+            await session.close()
+            channel = self.channels.forget_unattached(session_id)
+            if channel is not None:
+                # Our sockets stay: from now on the new owner's events come by pub/sub.
+                await self.channels.sync(session_id)
+                await channel.check_gap(await self.history.current_seq(session_id))
+
+    async def _row(self, session_id: str) -> SessionRow:
+        row = await self.store.get_session(session_id)
+        if row is None:
+            raise NotFound("no such session")
+        return row
+
+    # -- the keeper ------------------------------------------------------------------------
+
+    async def _keep(self) -> None:
+        interval = self.lease_ms / 1000 / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.keep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("lease keeping failed", exc_info=True)
+
+    async def keep_once(self) -> None:
+        """Renew every lease first, in one round trip; nothing else may delay it (a lease
+        not renewed for ``lease_ms`` is lost). The rest (a lease not renewed, sessions done,
+        sockets whose session has no owner here) runs in tasks of its own."""
+        owned = [(s, s.lease) for s in self.owned.values() if s.lease is not None]
+        renewed = await self.leases.renew([lease for _, lease in owned if lease is not None])
+        for (session, lease_used), ok in zip(owned, renewed, strict=True):
+            if ok or session.lease is not lease_used or session.id not in self.owned:
+                continue  # renewed, or re-taken by an append meanwhile
+            self._spawn(self._retake_or_drop(session))
+        for session_id, session in list(self.owned.items()):
+            if session.ended and session.report_done.is_set():
+                self.owned.pop(session_id, None)
+                self._spawn(self._hand_back(session))
+        for session_id in self.channels.sessions_with_sockets():
+            if session_id not in self.owned:
+                self._spawn(self._ensure_owner_quietly(session_id))
+
+    async def _hand_back(self, session: LiveSession) -> None:
+        """An ended session whose report is done: release its lease; sockets still on it
+        here now hear any later event (a recovered report) through pub/sub; without
+        sockets, its channel goes too (they left while we owned it)."""
+        if session.lease is not None:
+            await self.leases.release(session.lease)
+        await self.channels.sync(session.id)
+        await self.channels.close_if_unused(session.id)
+
+    async def _retake_or_drop(self, session: LiveSession) -> None:
+        """Our lease was not renewed: take it again if Redis lost it (a restart without
+        persistence), with the seq counter raised to what we last appended; else another
+        worker owns the session now and this one stops."""
+        value = await self.redis.get(session_keys(self.prefix, session.id).lease)
+        if value is None:
+            taken = await self.leases.acquire(session.id, session.log.last_seq)
+            if taken is not None:
+                log.warning("re-took the lease of %s after Redis lost it", session.id)
+                session.lease = taken
+                session.log.token = taken.token
+                return
+            # Taken meanwhile: by another worker, or by one of our own appends (which
+            # re-takes it too, and records the new lease on the session).
+            value = await self.redis.get(session_keys(self.prefix, session.id).lease)
+        if value is not None and session.lease is not None and _text(value) == session.lease.token:
+            return
+        log.warning("lost the lease of %s", session.id)
+        await self.drop(session.id)
+
+    async def _ensure_owner_quietly(self, session_id: str) -> None:
+        try:
+            await self.ensure_owner(session_id)
+        except SessionEndedError:
+            pass
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            log.warning("cannot check the owner of %s: %r", session_id, exc)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
