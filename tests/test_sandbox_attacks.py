@@ -24,6 +24,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,33 +165,35 @@ async def test_no_process_of_a_run_outlives_it(language: str) -> None:
     assert _ps_lines(marker) == [], "processes outlived their run"
 
 
-async def test_a_second_candidates_run_is_out_of_reach() -> None:
-    attacker = textwrap.dedent(
-        """
-        import os, time
+_ATTACKER = textwrap.dedent(
+    """
+    import os, time
 
-        def f(x):
-            seen = set()
-            deadline = time.monotonic() + 2.0
-            while time.monotonic() < deadline:
-                for pid in os.listdir("/proc"):
-                    if not pid.isdigit() or int(pid) in (1, os.getpid()):  # 1: bwrap
-                        continue
-                    try:
-                        with open(f"/proc/{pid}/cmdline", "rb") as src:
-                            if b"sandbox_main" in src.read():
-                                seen.add(int(pid))
-                                os.kill(int(pid), 9)
-                    except OSError:
-                        pass
-                time.sleep(0.01)
-            return sorted(seen)
-        """
-    )
-    victim = "import time\ndef f(x):\n    time.sleep(1.0)\n    return x + 1\n"
+    def f(x):
+        seen = set()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit() or int(pid) in (1, os.getpid()):  # 1: bwrap
+                    continue
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as src:
+                        if b"sandbox_main" in src.read():
+                            seen.add(int(pid))
+                            os.kill(int(pid), 9)
+                except OSError:
+                    pass
+            time.sleep(0.01)
+        return sorted(seen)
+    """
+)
+_VICTIM = "import time\ndef f(x):\n    time.sleep(1.0)\n    return x + 1\n"
+
+
+async def test_a_second_candidates_run_is_out_of_reach() -> None:
     attacked, victimized = await asyncio.gather(
-        run_tests(attacker, "f", [TestCase(name="scan", args=(0,), expected=[])], limits=FAST),
-        run_tests(victim, "f", ONE, limits=FAST),
+        run_tests(_ATTACKER, "f", [TestCase(name="scan", args=(0,), expected=[])], limits=FAST),
+        run_tests(_VICTIM, "f", ONE, limits=FAST),
     )
     assert victimized.status == "passed", victimized
     assert attacked.status == "passed", attacked  # it saw no other run at all
@@ -202,12 +205,16 @@ from scoring.code_runner import RunLimits, TestCase, run_tests, detect_sandbox_s
 
 async def main():
     support = await detect_sandbox_support()
-    code, language = json.loads(sys.stdin.read())
-    result = await run_tests(code, "f", [TestCase(name="one", args=(1,), expected=2)],
-                             language=language, limits=RunLimits(cpu_seconds=2, wall_seconds=5))
-    print(json.dumps({"state": support.state, "seccomp": support.seccomp,
-                      "status": result.status,
-                      "tail": result.stdout_tail, "error": result.error}))
+    limits = RunLimits(cpu_seconds=2, wall_seconds=5)
+    runs = json.loads(sys.stdin.read())  # [[code, language, test name, args, expected], ...]
+    results = await asyncio.gather(*(
+        run_tests(code, "f", [TestCase(name=name, args=tuple(args), expected=expected)],
+                  language=language, limits=limits)
+        for code, language, name, args, expected in runs
+    ))
+    print(json.dumps({"state": support.state, "seccomp": support.seccomp, "results": [
+        {"status": r.status, "tail": r.stdout_tail, "error": r.error} for r in results
+    ]}))
 
 asyncio.run(main())
 """
@@ -250,11 +257,14 @@ def unprivileged() -> Iterator[tuple[str, Path]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _as_user(user: str, folder: Path, code: str, language: str, env: dict[str, str]) -> dict:
+def _as_user(
+    user: str, folder: Path, runs: list[list[object]], env: dict[str, str]
+) -> dict[str, Any]:
+    """Run ``runs`` at once in a driver process of ``user``; what its runner reported."""
     entry = pwd.getpwnam(user)
     proc = subprocess.run(
         ["/usr/bin/python3" if os.geteuid() == 0 else sys.executable, "-c", _DRIVER],
-        input=json.dumps([code, language]),
+        input=json.dumps(runs),
         capture_output=True,
         text=True,
         timeout=60,
@@ -265,7 +275,8 @@ def _as_user(user: str, folder: Path, code: str, language: str, env: dict[str, s
         env={"PYTHONPATH": str(folder), "PATH": "/usr/bin:/bin", "HOME": entry.pw_dir, **env},
     )
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    found: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return found
 
 
 @pytest.mark.parametrize("language", ["python", "javascript"])
@@ -283,16 +294,18 @@ def test_as_an_unprivileged_server_the_sandbox_holds(
     try:
         paths = [str(secret), str(folder / "scoring" / "questions" / "two-sum.toml")]
         code = _snoop_python(paths) if language == "python" else _snoop_js(paths)
-        found = _as_user(user, folder, code, language, {"MENTARA_JWT_SECRET": canary_env})
+        one = [[code, language, "one", [1], 2]]
+        found = _as_user(user, folder, one, {"MENTARA_JWT_SECRET": canary_env})
         assert found["state"] == "isolated", found
         assert found["seccomp"], found
-        assert found["status"] == "passed", found
+        (result,) = found["results"]
+        assert result["status"] == "passed", found
         for canary in (canary_env, canary_file, "def two_sum"):
-            assert canary not in found["tail"], f"{canary!r} leaked:\n{found['tail']}"
+            assert canary not in result["tail"], f"{canary!r} leaked:\n{result['tail']}"
         marker = f"mentara-leftover-{secrets.token_hex(6)}"
         code = _leaver_python(marker) if language == "python" else _leaver_js(marker)
-        found = _as_user(user, folder, code, language, {})
-        assert found["status"] == "passed", found
+        found = _as_user(user, folder, [[code, language, "one", [1], 2]], {})
+        assert found["results"][0]["status"] == "passed", found
         time.sleep(1.0)
         assert _ps_lines(marker) == [], "processes outlived their run"
     finally:
@@ -303,6 +316,19 @@ async def test_the_probe_reports_isolation_here() -> None:
     # No skip: on a host where bubblewrap cannot isolate, this says why.
     support = await detect_sandbox_support()
     assert support.isolated, support.detail
+
+
+def test_as_an_unprivileged_server_a_second_run_is_out_of_reach(
+    unprivileged: tuple[str, Path],
+) -> None:
+    user, folder = unprivileged
+    runs: list[list[object]] = [
+        [_ATTACKER, "python", "scan", [0], []],
+        [_VICTIM, "python", "one", [1], 2],
+    ]
+    attacked, victimized = _as_user(user, folder, runs, {})["results"]
+    assert victimized["status"] == "passed", victimized
+    assert attacked["status"] == "passed", attacked  # it saw no other run at all
 
 
 async def test_a_full_interpreter_inside_gets_no_new_namespace_nor_kernel_surface() -> None:
