@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
+from server.retry import Backoff, Retrying
+
 log = logging.getLogger("mentara.pubsub")
 
 _CONFIRM_TIMEOUT_S = 5.0
@@ -90,7 +92,7 @@ class PubSubHub:
                 await pubsub.unsubscribe(channel)
 
     async def _run(self) -> None:
-        delay = 0.05
+        retrying = Retrying(Backoff(base_s=0.05, max_s=2.0))
         first = True
         while not self._closing:
             try:
@@ -111,7 +113,7 @@ class PubSubHub:
                     log.warning("pub/sub reconnected; filling gaps")
                     self._refill = asyncio.create_task(self._after_reconnect())
                 first = False
-                delay = 0.05
+                retrying.reset()
                 while not self._closing:
                     message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
                     if message is not None:
@@ -122,13 +124,12 @@ class PubSubHub:
                 self._connected.clear()
                 log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
                 await self._reset()
-                await asyncio.sleep(delay)
-                delay = min(2.0, delay * 2)
+                await asyncio.sleep(retrying.next_delay() or 2.0)  # never gives up
             except Exception:
                 log.exception("pub/sub reader failed; reconnecting")
                 self._connected.clear()
                 await self._reset()
-                await asyncio.sleep(delay)
+                await asyncio.sleep(retrying.next_delay() or 2.0)
 
     async def _after_reconnect(self) -> None:
         try:

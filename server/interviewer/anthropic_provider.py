@@ -38,6 +38,7 @@ from server.interviewer.provider import (
     TurnFinished,
     TurnRequest,
 )
+from server.retry import Backoff
 
 try:  # newer SDKs speak httpx2; older ones httpx. Transport errors of either are network failures.
     import httpx2
@@ -149,18 +150,12 @@ def backoff_delay(
     jitter: float,
     retry_after: float | None = None,
 ) -> float:
-    """Seconds to wait before retry number ``retry`` (0 for the first retry).
-
-    Exponential with "equal jitter": the ceiling ``min(max_s, base_s * 2**retry)`` scaled by
-    ``0.5 + 0.5 * jitter`` (``jitter`` in [0, 1), e.g. ``random.random()``), so concurrent
-    sessions spread out but every wait is at least half its ceiling. A server's
-    ``retry_after`` raises the wait, never above ``max_s``. Pure.
-    """
-    ceiling = min(max_s, base_s * 2.0 ** min(retry, 32))
-    delay = ceiling * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, max_s))
-    return delay
+    """Seconds to wait before retry number ``retry`` (0 for the first retry): the server's
+    one policy (:class:`server.retry.Backoff`) with equal jitter, ``jitter`` in [0, 1)
+    (e.g. ``random.random()``); a server's ``retry_after`` raises the wait, never above
+    ``max_s``. Pure."""
+    policy = Backoff(base_s=base_s, max_s=max_s, jitter=True)
+    return policy.delay(retry, rand=jitter, retry_after=retry_after)
 
 
 def map_stop_reason(stop_reason: str | None) -> Literal["end_turn", "max_tokens"]:

@@ -31,6 +31,7 @@ from typing import TypeVar
 import asyncpg
 
 from server import metrics
+from server.retry import Backoff, Retrying
 from server.sessions.store import SessionStore, WriteBatch
 
 log = logging.getLogger("mentara.writer")
@@ -193,7 +194,7 @@ class EventWriter:
 
     async def _write_until_done(self, batch: WriteBatch) -> Exception | None:
         """Write the batch, retrying while Postgres is unreachable; a data error is returned."""
-        delay = 0.05
+        retrying = Retrying(Backoff(base_s=0.05, max_s=self.retry_max_s))
         while True:
             try:
                 await self.store.write_batch(batch)
@@ -203,9 +204,9 @@ class EventWriter:
                 return None
             except TRANSIENT_DB_ERRORS as exc:
                 self.failures += 1
+                delay = retrying.next_delay() or self.retry_max_s  # never gives up: no deadline
                 log.warning("event write failed (%s); retrying in %.2fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
-                delay = min(self.retry_max_s, delay * 2)
             except Exception as exc:  # a data error: asyncpg's, or a value it cannot encode
                 return exc
 
@@ -246,14 +247,12 @@ async def retry_while_unreachable(
 ) -> T:
     """``call()``, retried with backoff while Postgres is unreachable (a restart), for up to
     ``timeout_s``; then the last error is raised."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    delay = 0.05
+    retrying = Retrying(Backoff(base_s=0.05, max_s=1.0), give_up_after_s=timeout_s)
     while True:
         try:
             return await call()
         except TRANSIENT_DB_ERRORS:
-            if loop.time() > deadline:
+            delay = retrying.next_delay()
+            if delay is None:
                 raise
             await asyncio.sleep(delay)
-            delay = min(1.0, delay * 2)

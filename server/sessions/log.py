@@ -36,6 +36,7 @@ import redis.exceptions as redis_errors
 from protocol.codec import JSON
 from protocol.messages import SessionEvent
 from protocol.storable import storable_value
+from server.retry import Backoff, Retrying
 from server.sessions.event_writer import EventWriter, Records
 from server.sessions.logged_event import LoggedEvent as LoggedEvent
 from server.sessions.logged_event import now_ms as now_ms
@@ -100,6 +101,10 @@ class SerialLock:
                 waiter.set_result(None)
                 return
         self._busy = False
+
+
+REDIS_BACKOFF = Backoff(base_s=0.05, max_s=1.0)
+"""Waits between append attempts while Redis is unreachable (a restart)."""
 
 
 def _encode_storable(event: SessionEvent) -> bytes | None:
@@ -219,9 +224,7 @@ class SessionLog:
             return logged
 
     async def _append_in_redis(self, ts: int, body: bytes, input_id: str) -> int:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.redis_retry_s
-        delay = 0.05
+        retrying = Retrying(REDIS_BACKOFF, give_up_after_s=self.redis_retry_s)
         while True:
             token_used = self.token
             try:
@@ -250,8 +253,8 @@ class SessionLog:
                 log.warning("lease of %s re-taken after Redis lost it", self.session_id)
                 self.token = token
             except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-                if loop.time() > deadline:
+                delay = retrying.next_delay()
+                if delay is None:
                     raise
                 log.warning("redis unreachable (%r); retrying append in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(1.0, delay * 2)
