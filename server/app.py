@@ -25,6 +25,7 @@ from scoring.code_runner import CodeRunner, RunLimits
 from server import metrics
 from server.account_erasures import AccountErasures
 from server.auth import AuthSettings, TokenVerifier
+from server.claude_client import make_claude_client
 from server.client_socket import ClientSocket, Endpoint
 from server.config import ConfigError, Settings, load_settings
 from server.db import create_pool
@@ -94,9 +95,11 @@ def create_app(settings: Settings) -> Starlette:
         batch_s = settings.write_batch_ms / 1000
         writer = EventWriter(store, max_delay_s=batch_s, lazy_delay_s=5 * batch_s)
         writer.start()
-        provider = make_provider(settings)
+        # One Claude client (one connection pool) for the interviewer, judge and summary.
+        claude = make_claude_client(settings) if settings.uses_claude else None
+        provider = make_provider(settings, claude)
         judge = summary_writer = None
-        if settings.uses_claude:
+        if claude is not None:
             from server.judging.claude_judge import ClaudeJudge
             from server.judging.summary_writer import ClaudeSummaryWriter
 
@@ -104,11 +107,13 @@ def create_app(settings: Settings) -> Starlette:
                 api_key=settings.anthropic_api_key,
                 base_url=settings.anthropic_base_url,
                 model=settings.judge_model,
+                client=claude,
             )
             summary_writer = ClaudeSummaryWriter(
                 api_key=settings.anthropic_api_key,
                 base_url=settings.anthropic_base_url,
                 model=settings.judge_model,
+                client=claude,
             )
         runner = make_code_runner(settings)
         code_runs = CodeRunService(RunLimits(), per_user=1, runner=runner, user_limits=limits)
@@ -174,6 +179,8 @@ def create_app(settings: Settings) -> Starlette:
             for closable in (judge, summary_writer):
                 if closable is not None:
                     await closable.aclose()
+            if claude is not None:
+                await claude.close()
             await verifier.aclose()
             try:
                 await asyncio.wait_for(pool.close(), settings.shutdown_grace_s)

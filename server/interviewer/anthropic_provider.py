@@ -197,6 +197,7 @@ class AnthropicProvider:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 8.0,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        client: anthropic.AsyncAnthropic | None = None,
     ) -> None:
         self.model = model
         self.first_token_timeout_s = first_token_timeout_s
@@ -205,16 +206,21 @@ class AnthropicProvider:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self._sleep = sleep
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s
-        )
+        # A shared client (the worker's one, server.claude_client) is closed by its owner.
+        self._owns_client = client is None
+        self._client = (
+            anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url)
+            if client is None
+            else client
+        ).with_options(max_retries=max_retries, timeout=timeout_s)
 
     @property
     def base_url(self) -> str:
         return str(self._client.base_url)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._owns_client:
+            await self._client.close()
 
     def request_params(self, request: TurnRequest) -> dict[str, Any]:
         """The ``messages.stream`` arguments for a turn.

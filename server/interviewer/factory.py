@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from server.config import Settings
 from server.interviewer.offline_provider import OfflineProvider
 from server.interviewer.provider import LLMProvider
 
+if TYPE_CHECKING:
+    import anthropic
 
-def make_provider(settings: Settings) -> LLMProvider:
-    """Claude when configured (an API key, or MENTARA_LLM_PROVIDER=anthropic), else offline."""
+
+def make_provider(
+    settings: Settings, client: anthropic.AsyncAnthropic | None = None
+) -> LLMProvider:
+    """Claude when configured (an API key, or MENTARA_LLM_PROVIDER=anthropic), else offline;
+    Claude through ``client`` (the worker's one) when given."""
     if settings.uses_claude:
         from server.interviewer.anthropic_provider import AnthropicProvider
 
@@ -19,6 +27,7 @@ def make_provider(settings: Settings) -> LLMProvider:
             first_token_timeout_s=settings.llm_stall_timeout_s,
             stall_timeout_s=settings.llm_stall_timeout_s,
             backoff_base_s=settings.llm_backoff_s,
+            client=client,
         )
     return OfflineProvider(
         tokens_per_s=settings.offline_tokens_per_s, tick_s=settings.coalesce_ms / 1000

@@ -320,12 +320,17 @@ class ClaudeJudge:
         self.timeout_s = timeout_s
         self.max_tokens = max_tokens
         self.max_turns = max_turns
-        self._client = client or anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s
-        )
+        # A shared client (the worker's one, server.claude_client) is closed by its owner.
+        self._owns_client = client is None
+        self._client = (
+            anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url)
+            if client is None
+            else client
+        ).with_options(max_retries=max_retries, timeout=timeout_s)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._owns_client:
+            await self._client.close()
 
     def request_params(
         self, session_id: str, question: Question, judge_input: JudgeInput

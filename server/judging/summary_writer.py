@@ -46,11 +46,18 @@ class ClaudeSummaryWriter:
         model: str,
         timeout_s: float = 30.0,
         attempts: int = 2,
+        client: anthropic.AsyncAnthropic | None = None,
     ) -> None:
         self.model = model
         self.timeout_s = timeout_s
         self.attempts = attempts
-        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=1)
+        # A shared client (the worker's one, server.claude_client) is closed by its owner.
+        self._owns_client = client is None
+        self._client = (
+            anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url)
+            if client is None
+            else client
+        ).with_options(max_retries=1)
 
     async def write(self, report: Report) -> str | None:
         prompt = _PROMPT.format(
@@ -80,4 +87,5 @@ class ClaudeSummaryWriter:
         return None
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._owns_client:
+            await self._client.close()
