@@ -178,6 +178,11 @@ class ClientSocket:
         if exc.close is not None:
             self.close(exc.close, exc.message)
 
+    def end(self, reason: MentaraError) -> None:
+        """Close after what is queued, with the close code ``reason`` carries (the session
+        layer says why a socket must go; this layer alone turns it into a close code)."""
+        self.close(reason.close or CloseCode.INTERNAL, reason.message)
+
     def ack(self, ref: str | None, seq: int | None = None) -> None:
         if ref is not None:
             self.send(Ack(ref=ref, seq=msgspec.UNSET if seq is None else seq))

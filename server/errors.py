@@ -56,6 +56,27 @@ class SandboxUnavailableError(MentaraError):
     retryable = True
 
 
+class FellBehind(MentaraError):
+    """A socket fell too far behind its session's events: it must resume (4003)."""
+
+    code = ErrorCode.RATE_LIMITED
+    close = CloseCode.SLOW_CONSUMER
+
+
+class HistoryLost(MentaraError):
+    """History cannot close a socket's gap: it must resume and gets a snapshot (1011)."""
+
+    retryable = True
+    close = CloseCode.INTERNAL
+
+
+class SessionDeleted(MentaraError):
+    """The session was erased (``DELETE /v1/me``): the socket on it ends (4004)."""
+
+    code = ErrorCode.NOT_FOUND
+    close = CloseCode.SESSION_NOT_FOUND
+
+
 class ServiceUnavailable(MentaraError):
     code = ErrorCode.INTERNAL
     retryable = True

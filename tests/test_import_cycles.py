@@ -88,3 +88,10 @@ def test_a_circle_added_on_purpose_is_found(tmp_path: Path) -> None:
     (package / "c.py").write_text("def f():\n    import pkg.a\n")
     (package / "d.py").write_text("import pkg.a\n")
     assert cycles(module_graph(tmp_path, ("pkg",))) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
+
+
+def test_only_the_socket_layer_chooses_close_codes() -> None:
+    # The session layer raises (MentaraError carries its close code); the socket closes.
+    for package in ("server/sessions", "server/hub", "server/interviewer", "server/judging"):
+        for path in (ROOT / package).rglob("*.py"):
+            assert "CloseCode" not in path.read_text(), path.relative_to(ROOT)

@@ -23,11 +23,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from protocol.errors import CloseCode
 from protocol.messages import Resumed, Snapshot
 from server import metrics
 from server.client_socket import ClientSocket
-from server.errors import InvalidField
+from server.errors import FellBehind, HistoryLost, InvalidField
 from server.hub.history import History
 from server.sessions.logged_event import LoggedEvent
 
@@ -50,7 +49,7 @@ class Attachment:
     def deliver(self, logged: LoggedEvent) -> None:
         if self.catching_up:
             if len(self.held) >= MAX_HELD:
-                self.sock.close(CloseCode.SLOW_CONSUMER, "too far behind; resume")
+                self.sock.end(FellBehind("too far behind; resume"))
                 return
             self.held.append(logged)
             return
@@ -156,7 +155,7 @@ class SessionChannel:
     def _resync(self) -> None:
         """History cannot close a gap: make every socket resume (it will get a snapshot)."""
         for attachment in list(self.attachments.values()):
-            attachment.sock.close(CloseCode.INTERNAL, "history lost; resume")
+            attachment.sock.end(HistoryLost("history lost; resume"))
         self.attachments.clear()
         self._pending.clear()
 

@@ -33,9 +33,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from protocol.errors import CloseCode
 from protocol.messages import SessionEnded
-from server.errors import ServiceUnavailable
+from server.errors import ServiceUnavailable, SessionDeleted
 from server.hub.keys import erase_channel, session_keys
 from server.sessions.log import now_ms
 
@@ -245,7 +244,7 @@ class SessionEraser:
             for sock in channel.sockets():
                 if not told:
                     sock.send(SessionEnded(reason="deleted", seq=channel.head + 1, ts=now_ms()))
-                sock.close(CloseCode.SESSION_NOT_FOUND, "session deleted")  # after what is queued
+                sock.end(SessionDeleted("session deleted"))  # after what is queued
                 # Detached here, all at once: their own detach then finds no channel, rather
                 # than each re-deciding the subscription while the others leave.
                 channel.detach(sock)
