@@ -6,9 +6,8 @@ it came from its own socket and publishes the reply (the ``seq`` to ack, or the 
 sender's channel. If no reply comes within ``timeout_s`` the caller learns the owner is
 unreachable and may take the session over once the lease is gone.
 
-Wire format (MessagePack maps): request ``{k: "req", rid, to, sid, uid, f}`` where ``f`` is
-the client frame's JSON; reply ``{k: "rep", rid, seq, err}`` with ``err`` =
-``[code, message, retryable, field]`` or nil.
+Wire format: :class:`~server.hub.worker_messages.InputRequest` and
+:class:`~server.hub.worker_messages.InputReply` (MessagePack).
 """
 
 from __future__ import annotations
@@ -18,13 +17,19 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 
-import msgpack
 import redis.asyncio as aioredis
 
 from protocol.codec import JSON
 from protocol.errors import ErrorCode, FrameError
 from protocol.messages import ClientFrame
 from server.errors import MentaraError
+from server.hub.worker_messages import (
+    InputReply,
+    InputRequest,
+    RemoteFailure,
+    decode_input_message,
+    encode_input_message,
+)
 
 log = logging.getLogger("mentara.rpc")
 
@@ -62,16 +67,11 @@ class InputRouter:
         rid = next(self._ids)
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = future
-        request = {
-            "k": "req",
-            "rid": rid,
-            "to": self.my_channel,
-            "sid": session_id,
-            "uid": user_id,
-            "f": JSON.encode(frame),
-        }
+        request = InputRequest(
+            rid=rid, to=self.my_channel, sid=session_id, uid=user_id, f=JSON.encode(frame)
+        )
         try:
-            receivers = await self.redis.publish(owner_channel, msgpack.packb(request))
+            receivers = await self.redis.publish(owner_channel, encode_input_message(request))
             if not receivers:
                 raise OwnerUnreachable(owner_channel)
             self.forwarded += 1
@@ -83,41 +83,44 @@ class InputRouter:
 
     def on_message(self, data: bytes) -> None:
         try:
-            message = msgpack.unpackb(data, raw=False)
-        except Exception:
+            message = decode_input_message(data)
+        except ValueError:
             log.warning("undecodable message on the worker channel")
             return
-        if not isinstance(message, dict):
-            return
-        if message.get("k") == "rep":
-            future = self._waiting.get(message.get("rid", -1))
+        if isinstance(message, InputReply):
+            future = self._waiting.get(message.rid)
             if future is None or future.done():
                 return
-            err = message.get("err")
-            if err:
-                future.set_exception(RemoteError(err[0], err[1], bool(err[2]), err[3]))
+            if message.err:
+                code, text, retryable, field = message.err
+                try:
+                    future.set_exception(RemoteError(code, text, retryable, field))
+                except ValueError:  # a code this release does not know
+                    future.set_exception(RemoteError("internal", text, retryable, field))
             else:
-                future.set_result(message.get("seq"))
-        elif message.get("k") == "req":
+                future.set_result(message.seq)
+        else:
             task = asyncio.create_task(self._serve(message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, message: dict[str, object]) -> None:
-        reply: dict[str, object] = {"k": "rep", "rid": message.get("rid"), "seq": None, "err": None}
+    async def _serve(self, message: InputRequest) -> None:
+        seq: int | None = None
+        err: RemoteFailure | None = None
         try:
             assert self.handler is not None
-            frame = JSON.decode_client(message["f"])  # type: ignore[arg-type]
-            reply["seq"] = await self.handler(str(message["sid"]), str(message["uid"]), frame)
+            frame = JSON.decode_client(message.f)
+            seq = await self.handler(message.sid, message.uid, frame)
         except MentaraError as exc:
-            reply["err"] = [exc.code.value, exc.message, exc.retryable, exc.field]
+            err = (exc.code.value, exc.message, exc.retryable, exc.field)
         except FrameError as exc:
-            reply["err"] = [exc.code.value, exc.message, False, exc.field]
+            err = (exc.code.value, exc.message, False, exc.field)
         except Exception:
             log.exception("forwarded input failed")
-            reply["err"] = [ErrorCode.INTERNAL.value, "internal error", True, None]
+            err = (ErrorCode.INTERNAL.value, "internal error", True, None)
+        reply = InputReply(rid=message.rid, seq=seq, err=err)
         try:
-            await self.redis.publish(str(message["to"]), msgpack.packb(reply))
+            await self.redis.publish(message.to, encode_input_message(reply))
         except Exception:
             log.warning("could not reply to a forwarded input", exc_info=True)
 

@@ -20,22 +20,27 @@ at most ``timeout_s``. When ``end`` is not confirmed by all, :class:`EraseIncomp
 raised before anything is deleted (retryable; erasing is idempotent). Since the rows are gone
 after step 2, a resume of these sessions on any worker answers ``not_found``.
 
-Wire format (JSON on the erase channel): request ``{k: "end"|"gone", rid, from, sids}``,
-reply ``{k: "done", rid, to}``.
+Wire format: :class:`~server.hub.worker_messages.EraseRound` and
+:class:`~server.hub.worker_messages.EraseDone` (JSON on the erase channel).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from protocol.messages import SessionEnded
 from server.errors import ServiceUnavailable, SessionDeleted
 from server.hub.keys import erase_channel, session_keys
+from server.hub.worker_messages import (
+    EraseDone,
+    EraseRound,
+    decode_erase_message,
+    encode_erase_message,
+)
 from server.sessions.log import now_ms
 
 if TYPE_CHECKING:
@@ -140,12 +145,13 @@ class SessionEraser:
             # The data is gone already; a silent worker's sockets see not_found on resume.
             log.warning("not every worker confirmed closing the sockets of erased sessions")
 
-    async def _round(self, kind: str, session_ids: list[str]) -> bool:
+    async def _round(self, kind: Literal["end", "gone"], session_ids: list[str]) -> bool:
         rid = uuid.uuid4().hex
         waiting = self._rounds[rid] = _Round()
-        request = {"k": kind, "rid": rid, "from": self.host.worker_id, "sids": session_ids}
+        request = EraseRound(k=kind, rid=rid, sender=self.host.worker_id, sids=session_ids)
         try:
-            waiting.expect(await self.host.redis.publish(self.channel, json.dumps(request)))
+            published = await self.host.redis.publish(self.channel, encode_erase_message(request))
+            waiting.expect(published)
             try:
                 async with asyncio.timeout(self.timeout_s):
                     await waiting.complete.wait()
@@ -166,27 +172,24 @@ class SessionEraser:
     def on_message(self, data: bytes) -> None:
         """A message on the erase channel (called in pub/sub order; never blocks)."""
         try:
-            message = json.loads(data)
-            kind = message["k"]
-        except (ValueError, TypeError, KeyError):
+            message = decode_erase_message(data)
+        except ValueError:
             log.warning("undecodable message on the erase channel")
             return
-        if kind == "done":
-            if message.get("to") == self.host.worker_id:
-                waiting = self._rounds.get(str(message.get("rid")))
+        if isinstance(message, EraseDone):
+            if message.to == self.host.worker_id:
+                waiting = self._rounds.get(message.rid)
                 if waiting is not None:
                     waiting.reply()
             return
-        if kind not in ("end", "gone") or not isinstance(message.get("sids"), list):
-            return
-        task = asyncio.create_task(self._serve(message), name=f"erase-{kind}")
+        task = asyncio.create_task(self._serve(message), name=f"erase-{message.k}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, message: dict[str, Any]) -> None:
-        session_ids = [str(s) for s in message["sids"]]
+    async def _serve(self, message: EraseRound) -> None:
+        session_ids = message.sids
         try:
-            if message["k"] == "end":
+            if message.k == "end":
                 await asyncio.gather(
                     *(
                         self._end_owned(session)
@@ -200,9 +203,9 @@ class SessionEraser:
             # Reply all the same: what could be stopped is stopped; the coordinator must not
             # wait out its timeout for a failure it cannot fix.
             log.exception("erase round failed on this worker")
-        reply = {"k": "done", "rid": message.get("rid"), "to": message.get("from")}
+        reply = EraseDone(rid=message.rid, to=message.sender)
         try:
-            await self.host.redis.publish(self.channel, json.dumps(reply))
+            await self.host.redis.publish(self.channel, encode_erase_message(reply))
         except Exception:
             log.warning("could not confirm an erase round", exc_info=True)
 
