@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shlex
 import signal
 import time
@@ -70,7 +71,8 @@ class CgroupRoot:
             root = cls("v1", parents)
         else:
             return None, "no cgroups (no memory, pids and cpu hierarchies)"
-        probe = root.make(f"mentara-probe-{os.getpid()}")
+        # A name of its own per probe: two first runs at once may probe side by side.
+        probe = root.make(f"mentara-probe-{os.getpid()}-{secrets.token_hex(4)}")
         try:
             probe.limit(memory_bytes=64 << 20, max_pids=8)
         except OSError as exc:

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from protocol.messages import CandidateSaid
 from server.hub.history import History
 from server.hub.keys import session_keys
-from server.hub.lease import Leases
+from server.hub.lease import Lease, Leases
 from server.sessions.channel import SessionChannel
 from server.sessions.event_writer import Records
 from server.sessions.log import SessionLog
@@ -49,13 +49,13 @@ async def test_records_name_the_assigned_seq_when_appends_queue(
     history = History(redis, None, prefix)  # type: ignore[arg-type]  # no Postgres read here
     channel = SessionChannel(session_id, history, _no_snapshot)  # type: ignore[arg-type]
 
-    async def no_reacquire(floor: int) -> str | None:
+    async def no_reacquire(floor: int) -> Lease | None:
         raise AssertionError("the lease was not lost")
 
     log = SessionLog(
         session_id,
         last_seq=lease.seq,
-        token=lease.token,
+        lease=lease,
         keys=[keys.lease, keys.seq, keys.stream, keys.inputs],
         channel_name=keys.channel,
         append_script=leases.append_script,

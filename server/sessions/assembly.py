@@ -76,22 +76,21 @@ class SessionAssembly:
         keys = session_keys(self.prefix, row.id)
         holder: list[LiveSession] = []
 
-        async def reacquire(floor: int) -> str | None:
+        async def reacquire(floor: int) -> Lease | None:
             """Redis lost our lease: take it again, unless another worker has it now."""
             taken = await self.leases.acquire(row.id, floor)
             if taken is None:
-                current = holder[0].lease  # the keeper may have re-taken it meanwhile
+                current = session_log.lease  # the keeper may have re-taken it meanwhile
                 value = await self.redis.get(keys.lease)
-                if current is not None and value is not None and _text(value) == current.token:
-                    return current.token
+                if value is not None and _text(value) == current.token:
+                    return current
                 return None
-            holder[0].lease = taken
-            return taken.token
+            return taken
 
         session_log = SessionLog(
             row.id,
             last_seq=lease.seq,
-            token=lease.token,
+            lease=lease,
             keys=[keys.lease, keys.seq, keys.stream, keys.inputs],
             channel_name=keys.channel,
             append_script=self.leases.append_script,
@@ -124,7 +123,6 @@ class SessionAssembly:
             question=question.source,
             broadcast=broadcast,
         )
-        session.lease = lease
         holder.append(session)
         scoring = LiveScoring(
             session_id=row.id,

@@ -17,6 +17,7 @@ Fair shares (refusals are ``rate_limited``, retryable, and run nothing):
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from server.sessions.run_queue import FairRunQueue
 from server.sessions.user_limits import UserLimits
 
 _run_ids = itertools.count(1)
+_WORKER_RUNS = uuid.uuid4().hex[:8]  # run ids unique across workers and restarts
 
 
 class NothingToRun(MentaraError):
@@ -125,7 +127,7 @@ class CodeRunService:
     async def _report(self, session: LiveSession, code: Any, result: RunResult) -> LoggedEvent:
         logged = await session.log.append(
             CodeResult(
-                run_id=f"r{next(_run_ids)}-{session.log.last_seq + 1}",
+                run_id=f"r{_WORKER_RUNS}-{next(_run_ids)}",
                 version=code.version,
                 status=result.status,
                 tests=outcome_messages(result.tests),

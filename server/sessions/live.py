@@ -73,7 +73,6 @@ class LiveSession:
         self.code = code
         self.question = question  # the bank's question: tests and solution stay server-side
         self.broadcast = broadcast
-        self.lease: Lease | None = None
         self.scoring: LiveScoring | None = None
         self.report_done = asyncio.Event()
         self.ended = row.status == "ended"
@@ -87,6 +86,15 @@ class LiveSession:
             engine.code_updated(code.language, code.source)
 
     # -- idempotent input ------------------------------------------------------------------
+
+    @property
+    def lease(self) -> Lease:
+        """This worker's lease on the session: the one handle its log keeps."""
+        return self.log.lease
+
+    @lease.setter
+    def lease(self, lease: Lease) -> None:
+        self.log.lease = lease
 
     async def apply_once(
         self, input_id: str | None, apply: Callable[[], Awaitable[LoggedEvent | None]]

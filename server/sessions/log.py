@@ -36,6 +36,7 @@ import redis.exceptions as redis_errors
 from protocol.codec import JSON
 from protocol.messages import SessionEvent
 from protocol.storable import storable_value
+from server.hub.lease import Lease
 from server.retry import Backoff, Retrying
 from server.sessions.event_writer import EventWriter, Records
 from server.sessions.logged_event import LoggedEvent as LoggedEvent
@@ -133,7 +134,8 @@ def _storable_records(records: Records) -> Records:
 AppendScript = Callable[..., Awaitable[object]]
 #: Side records that name the event's own seq: called with it once it is assigned.
 RecordsFor = Callable[[int], Records]
-Reacquire = Callable[[int], Awaitable[str | None]]
+#: Takes the lease again after Redis lost it (None: another worker has it now).
+Reacquire = Callable[[int], Awaitable[Lease | None]]
 
 
 class SessionLog:
@@ -142,7 +144,7 @@ class SessionLog:
         session_id: str,
         *,
         last_seq: int,
-        token: str,
+        lease: Lease,
         keys: list[str],
         channel_name: str,
         append_script: AppendScript,
@@ -155,7 +157,9 @@ class SessionLog:
     ) -> None:
         self.session_id = session_id
         self.last_seq = last_seq
-        self.token = token
+        #: The one handle of the session's lease on this worker: the live session reads and
+        #: replaces it here (a re-take), the fenced append presents its token.
+        self.lease = lease
         self.keys = keys
         self.channel_name = channel_name
         self.append_script = append_script
@@ -169,6 +173,11 @@ class SessionLog:
         self._lock = SerialLock()
         #: Called with every appended event, in seq order; must not block (live scoring).
         self.observers: list[Callable[[LoggedEvent], None]] = []
+
+    @property
+    def token(self) -> str:
+        """The fencing token the append presents: the lease's."""
+        return self.lease.token
 
     async def append(
         self,
@@ -246,12 +255,12 @@ class SessionLog:
                     raise
                 if self.token != token_used:
                     continue  # the lease keeper re-took the lease meanwhile
-                token = await self.reacquire(self.last_seq)
-                if token is None:
+                lease = await self.reacquire(self.last_seq)
+                if lease is None:
                     self.lost = True
                     raise LeaseLost(self.session_id) from None
                 log.warning("lease of %s re-taken after Redis lost it", self.session_id)
-                self.token = token
+                self.lease = lease
             except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
                 delay = retrying.next_delay()
                 if delay is None:

@@ -308,8 +308,7 @@ class Ownership:
             taken = await self.leases.acquire(session.id, session.log.last_seq)
             if taken is not None:
                 log.warning("re-took the lease of %s after Redis lost it", session.id)
-                session.lease = taken
-                session.log.token = taken.token
+                session.lease = taken  # the log's handle: its appends present the new token
                 return
             # Taken meanwhile: by another worker, or by one of our own appends (which
             # re-takes it too, and records the new lease on the session).
