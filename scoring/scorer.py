@@ -7,8 +7,8 @@ evidence that event shows, and applies it to the :class:`~scoring.evidence.Score
 ========================  ====================================================
 event                      judged by
 ========================  ====================================================
-``candidate.message``      the heuristic conversation judge (when enabled)
-``code.snapshot``          the heuristic judge (code written before any plan)
+``candidate.message``      the offline judge of the track (when enabled)
+``code.snapshot``          the coding judge (code written before any plan)
 ``code.result``            the code judge (visible tests)
 anything else              nobody (the transcript still records it)
 ========================  ====================================================
@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from protocol.messages import CandidateSaid, CodeResult, CodeSnapshot, SessionEvent
 from scoring.evidence import Evidence, ScoreBook, ScoreChange
 from scoring.judges import code as code_judge
-from scoring.judges import heuristic
+from scoring.judges import offline
 from scoring.judges.code import HiddenTestResult
 from scoring.question_bank import Question
 from scoring.report import Report, build_report
@@ -52,7 +52,8 @@ __all__ = [
 class ScoringState:
     """Everything scoring knows about a session: the question, what was said and run, the
     scores with their ledger, the final hidden-test result. ``offline_judge`` says whether
-    the heuristic conversation judge labels candidate messages (off when Claude judges)."""
+    the offline conversation judge of the track labels candidate messages (off when Claude
+    judges)."""
 
     question: Question
     transcript: Transcript
@@ -75,7 +76,7 @@ def score_event(state: ScoringState, event: SessionEvent) -> tuple[ScoringState,
     evidence: list[Evidence] = []
     match event:
         case CandidateSaid() | CodeSnapshot() if state.offline_judge:
-            evidence = heuristic.label_event(state.question, transcript, event.seq)
+            evidence = offline.label_event(state.question, transcript, event.seq)
         case CodeResult():
             evidence = code_judge.label_run(transcript, event.seq)
         case _:

@@ -1,11 +1,16 @@
-"""The calibration set: stored coding sessions at known levels, to check the offline judges.
+"""The calibration sets: stored sessions at known levels, to check the offline judges.
+
+One set per track: coding sessions in this folder, system-design ones in ``system_design/``
+and behavioral ones in ``behavioral/`` (:data:`TRACK_DIRS`), each with its own ``heldout/``
+(:func:`heldout_dir`). Sessions of the talk-only tracks have no ``code`` or ``run`` events,
+no ``language`` and no ``[hidden]``.
 
 Each ``*.toml`` file in this folder is one session, written as its event log::
 
     id = "strong-two-sum"            # the file's stem
     level = "strong"                 # strong, middling or weak
     question_id = "two-sum"          # a coding question of the bank
-    language = "python"
+    language = "python"             # coding only
     started_at_ms = 1767261600000    # ts of session.started (seq 1)
     description = "..."              # what the session shows, for people
 
@@ -42,8 +47,10 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
 
 import msgspec
@@ -72,16 +79,19 @@ from scoring.question_bank import (
     QuestionNotFound,
     load_question_bank,
 )
-from scoring.rubric import rubric_for
+from scoring.question_bank import Question as BankQuestion
+from scoring.rubric import Track, rubric_for
 from scoring.transcript import RunStatus
 
 __all__ = [
     "CALIBRATION_DIR",
     "HELDOUT_DIR",
     "LEVELS",
+    "TRACK_DIRS",
     "CalibrationError",
     "CalibrationSession",
     "Level",
+    "heldout_dir",
     "load_calibration_session",
     "load_calibration_sessions",
 ]
@@ -92,6 +102,19 @@ LEVELS: Final[tuple[Level, ...]] = ("weak", "middling", "strong")
 CALIBRATION_DIR: Final = Path(__file__).parent
 HELDOUT_DIR: Final = CALIBRATION_DIR / "heldout"
 """Sessions written after the offline rules were frozen, to see how they generalise."""
+TRACK_DIRS: Final[Mapping[Track, Path]] = MappingProxyType(
+    {
+        "coding": CALIBRATION_DIR,
+        "system_design": CALIBRATION_DIR / "system_design",
+        "behavioral": CALIBRATION_DIR / "behavioral",
+    }
+)
+"""Each track's calibration set."""
+
+
+def heldout_dir(track: Track) -> Path:
+    """The held-out sessions of ``track`` (written after its rules were frozen)."""
+    return TRACK_DIRS[track] / "heldout"
 
 
 class CalibrationError(ValueError):
@@ -148,11 +171,11 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     level: Level
     question_id: str
-    language: str
     started_at_ms: int
     description: str
     events: tuple[_Interviewer | _Candidate | _Code | _Run, ...]
     end: _End
+    language: str = ""
     hidden: _Hidden | None = None
 
 
@@ -163,20 +186,20 @@ class CalibrationSession:
 
     id: str
     level: Level
-    question: CodingQuestion
+    question: BankQuestion
     description: str
     events: tuple[SessionEvent, ...]
     hidden: HiddenTestResult | None
     path: Path
 
 
-def _started(data: _File, question: CodingQuestion) -> SessionStarted:
-    rubric = rubric_for("coding")
+def _started(data: _File, question: BankQuestion) -> SessionStarted:
+    rubric = rubric_for(question.track)
     return SessionStarted(
         seq=1,
         ts=data.started_at_ms,
         session_id=f"calibration-{data.id}",
-        track="coding",
+        track=question.track,
         language=data.language,
         question=Question(
             id=question.id,
@@ -184,7 +207,7 @@ def _started(data: _File, question: CodingQuestion) -> SessionStarted:
             prompt=question.prompt,
             examples=[
                 WireExample(input=e.input, output=e.output, explanation=e.explanation)
-                for e in question.examples
+                for e in question.public_view().examples
             ],
         ),
         rubric=Rubric(dimensions=list(rubric.dimension_names), scale=list(rubric.scale)),
@@ -274,8 +297,11 @@ def load_calibration_session(path: Path, bank: QuestionBank | None = None) -> Ca
         question = (bank or load_question_bank()).get(data.question_id)
     except QuestionNotFound:
         raise CalibrationError(f"{path.name}: no question {data.question_id!r}") from None
-    if not isinstance(question, CodingQuestion):
-        raise CalibrationError(f"{path.name}: {data.question_id!r} is not a coding question")
+    coding = isinstance(question, CodingQuestion)
+    if coding != bool(data.language):
+        raise CalibrationError(f"{path.name}: language is for coding sessions only, and required")
+    if not coding and (data.hidden or any(isinstance(e, _Code | _Run) for e in data.events)):
+        raise CalibrationError(f"{path.name}: a {question.track} session has no code")
     events = [_started(data, question), *_expand(data, path)]
     hidden = None
     if data.hidden is not None:
@@ -303,7 +329,8 @@ def load_calibration_session(path: Path, bank: QuestionBank | None = None) -> Ca
 def load_calibration_sessions(
     path: Path | None = None, bank: QuestionBank | None = None
 ) -> list[CalibrationSession]:
-    """Every ``*.toml`` session under ``path`` (default: this folder), by file name."""
+    """Every ``*.toml`` session directly in ``path`` (default: this folder, the coding set),
+    by file name."""
     root = CALIBRATION_DIR if path is None else path
     bank = bank or load_question_bank()
     return [load_calibration_session(p, bank) for p in sorted(root.glob("*.toml"))]

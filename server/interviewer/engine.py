@@ -26,6 +26,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from protocol.errors import ErrorCode
 from protocol.messages import (
@@ -35,11 +36,15 @@ from protocol.messages import (
     PhaseChanged,
     SessionEnded,
 )
+from scoring.followups import PROBES, covered_signals, evidence_of, next_probe
+from scoring.question_bank import Question
+from scoring.transcript import Role
 from server.interviewer.coalesce import Coalescer
 from server.interviewer.prompt import (
     SYSTEM_PROMPT,
     TranscriptTurn,
     build_messages,
+    focus_note,
     guidance,
 )
 from server.interviewer.provider import LLMProvider, LLMUnavailable, TurnIntent, TurnRequest
@@ -51,6 +56,8 @@ log = logging.getLogger("mentara.engine")
 PHASES = ("intro", "problem", "coding", "followup", "wrapup")
 # When each phase is expected to end, as a fraction of the session's duration.
 _PHASE_END = {"intro": 0.05, "problem": 0.15, "coding": 0.7, "followup": 0.9, "wrapup": 1.0}
+
+_FIRST_SENTENCE = re.compile(r".*?[.!](?=\s|$)")
 
 _STUCK = re.compile(
     r"\b(stuck|hint|no idea|not sure|don'?t know|do not know|confused|help me|lost)\b", re.I
@@ -66,7 +73,11 @@ class EngineState(enum.Enum):
 
 @dataclass(frozen=True)
 class InterviewScript:
-    """What the interviewer can say without a model, and the material it draws on."""
+    """What the interviewer can say without a model, and the material it draws on.
+
+    ``question`` (the bank's question) lets replies of the talk-only tracks end with the
+    follow-up the evidence calls for (:mod:`scoring.followups`); without it, or for coding,
+    a reply is the next acknowledgement line."""
 
     intro: str
     present: str
@@ -74,6 +85,7 @@ class InterviewScript:
     hints: tuple[str, ...]
     followups: tuple[str, ...]
     closing: str
+    question: Question | None = None
 
 
 @dataclass(frozen=True)
@@ -252,8 +264,33 @@ class InterviewerEngine:
             case TurnIntent.REPLY:
                 said = s.acknowledgements[self.acks_said % len(s.acknowledgements)]
                 self.acks_said += 1
+                if s.question is not None and s.question.track in PROBES:
+                    return self._reply_from_evidence(s.question, said)
                 return said, {}
         raise AssertionError(intent)
+
+    def _reply_from_evidence(self, question: Question, said: str) -> tuple[str, dict[str, str]]:
+        """A reply that follows up where the evidence is thinnest: the acknowledgement's
+        first sentence, then the probe :func:`scoring.followups.next_probe` picks (never one
+        already asked, nor one for what the candidate has already said); the question's own
+        follow-ups once every probe is used. Claude gets the same as guidance."""
+        turns = [(cast(Role, t.role), t.text) for t in self.transcript]
+        book = evidence_of(question, turns)
+        spoken = [t.text for t in self.transcript if t.role == "interviewer"]
+        asked = {p.text for p in PROBES[question.track] if any(p.text in x for x in spoken)}
+        lead = _FIRST_SENTENCE.match(said)
+        opener = lead.group(0).strip() if lead else said
+        probe = next_probe(book, asked)
+        if probe is None:
+            if self.followups_asked < len(self.script.followups):
+                question_text = self.script.followups[self.followups_asked]
+                self.followups_asked += 1
+                return f"{opener} {question_text}", {}
+            return f"{opener} Is there anything you would like to add?", {}
+        rubric = book.rubric
+        covered = [rubric.signal(sid).description for sid in sorted(covered_signals(book))]
+        title = rubric.dimension(probe.dimension).title.lower()
+        return f"{opener} {probe.text}", {"focus": focus_note(title, probe.text, covered[:8])}
 
     async def _turn(self, intent: TurnIntent, **values: str) -> None:
         """One interviewer turn, start to end; always appends ``interviewer.turn.end``."""

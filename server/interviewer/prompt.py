@@ -72,13 +72,26 @@ _GUIDANCE = {
     "(about 45 minutes, think aloud, ask questions any time). Do not present the problem yet.",
     TurnIntent.PRESENT: "Present the problem in your own words (they can see the statement) and "
     "invite clarifying questions before they start.",
-    TurnIntent.REPLY: "Respond to the candidate's latest message as the interviewer.",
+    TurnIntent.REPLY: "Respond to the candidate's latest message as the interviewer.{focus}",
     TurnIntent.HINT: "The candidate seems stuck. Give this hint as a gentle nudge, without "
     "revealing more: {hint}",
     TurnIntent.FOLLOWUP: "Ask this follow-up question: {followup}",
     TurnIntent.CLOSING: "The interview is over ({reason}). Thank the candidate and close in two "
     "or three sentences; do not evaluate them.",
 }
+
+
+def focus_note(dimension: str, probe: str, covered: Sequence[str]) -> str:
+    """The REPLY guidance's ``focus``: the rubric dimension with the least evidence so far,
+    the question the offline interviewer would ask about it, and what the candidate has
+    already shown (never to be asked for again)."""
+    note = (
+        f" If you ask a question, ask about {dimension}: the evidence so far is thinnest "
+        f'there (for example: "{probe}").'
+    )
+    if covered:
+        note += " Already shown, so do not ask for it again: " + "; ".join(covered) + "."
+    return note
 
 
 def guidance(intent: TurnIntent, **values: str) -> str:

@@ -96,6 +96,7 @@ def _adapt(question: Any) -> CatalogQuestion:
             hints=tuple(question.hints),
             followups=tuple(question.followups),
             closing=script.closing,
+            question=question,
         ),
         source=question,
     )
