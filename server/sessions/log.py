@@ -41,6 +41,7 @@ from server.retry import Backoff, Retrying
 from server.sessions.event_writer import EventWriter, Records
 from server.sessions.logged_event import LoggedEvent as LoggedEvent
 from server.sessions.logged_event import now_ms as now_ms
+from server.sessions.logged_event import with_stamp, without_stamp
 
 
 class LocalFanout(Protocol):
@@ -52,7 +53,6 @@ class LocalFanout(Protocol):
 
 log = logging.getLogger("mentara.log")
 
-_SEQ_TS_PLACEHOLDER = b'"seq":0,"ts":0,'
 #: Event types whose commit nobody awaits (EventWriter ``urgent=False``).
 _LAZY_TYPES = frozenset({"interviewer.delta", "score.delta"})
 
@@ -213,12 +213,12 @@ class SessionLog:
                 event = storable_value(event)
                 unstamped = storable_value(unstamped)
                 raw = JSON.encode(unstamped)
-            body = raw.replace(_SEQ_TS_PLACEHOLDER, b"", 1)
+            body = without_stamp(raw)
             ts = now_ms()
             seq = await self._append_in_redis(ts, body, input_id or "")
             stamped = msgspec.structs.replace(event, seq=seq, ts=ts)
             logged = LoggedEvent(stamped)
-            wire = b'{"seq":%d,"ts":%d,' % (seq, ts) + body[1:]
+            wire = with_stamp(seq, ts, body)
             logged._encoded[JSON.name] = wire
             self.last_seq = seq
             self.channel.offer(logged)

@@ -1,4 +1,13 @@
-"""A session event as the log assigned it: the bottom of the session layer.
+"""A session event as the log assigned it, and the stored-event layout: the bottom of the
+session layer.
+
+The layout, in one place: a stored or published event's JSON starts with its seq and ts
+(``{"seq":N,"ts":T,...``). The owner encodes the event with both zero (they follow its
+``type`` tag, the field order of :class:`protocol.messages.SessionEvent`) and cuts them out
+(:func:`without_stamp`); the append script (:data:`server.hub.scripts.APPEND`) puts the seq
+it assigns and the ts in front, exactly as :func:`with_stamp` does; readers peek at the seq
+without decoding (:func:`peek_seq`).
+``tests/test_event_layout.py`` runs the script on a real Redis against these functions.
 
 :class:`LoggedEvent` is what every layer above passes around once an event has its seq: the
 log (which makes them), the channels (which fan them out), history (which reads them back
@@ -14,7 +23,7 @@ import time
 from protocol.codec import JSON, Codec
 from protocol.messages import SessionEvent
 
-__all__ = ["LoggedEvent", "now_ms", "peek_seq"]
+__all__ = ["LoggedEvent", "now_ms", "peek_seq", "with_stamp", "without_stamp"]
 
 
 class LoggedEvent:
@@ -62,8 +71,8 @@ def now_ms() -> int:
 def peek_seq(data: bytes) -> int | None:
     """The seq of a published or stored event without decoding it; None for anything else.
 
-    Events are encoded with ``seq`` first (``{"seq":N,...``: the field order of
-    :class:`protocol.messages.SessionEvent`, which the append script relies on too)."""
+    Stored and published events start with their seq (``{"seq":N,...``, see
+    :func:`with_stamp`); control frames do not."""
     if not data.startswith(b'{"seq":'):
         return None
     end = data.find(b",", 7)
@@ -71,3 +80,18 @@ def peek_seq(data: bytes) -> int | None:
         return int(data[7:end])
     except ValueError:
         return None
+
+
+_ZERO_STAMP = b'"seq":0,"ts":0,'
+
+
+def without_stamp(encoded: bytes) -> bytes:
+    """An event's JSON encoded with seq and ts 0, without them: what the append script
+    gets (``{"type":...,rest}``)."""
+    return encoded.replace(_ZERO_STAMP, b"", 1)
+
+
+def with_stamp(seq: int, ts: int, body: bytes) -> bytes:
+    """``body`` (from :func:`without_stamp`) with ``seq`` and ``ts`` in front: the event as
+    Redis stores and publishes it and Postgres keeps it."""
+    return b'{"seq":%d,"ts":%d,' % (seq, ts) + body[1:]
