@@ -11,6 +11,7 @@ import pytest
 
 from server.db import create_pool
 from server.sessions.event_writer import EventWriter, Records
+from server.sessions.rows import EventRow, InputRow, TurnRow
 from server.sessions.store import SessionStore, WriteBatch
 from tests.support import Services
 
@@ -42,7 +43,7 @@ def event(session_id: str, seq: int) -> Records:
     body = json.dumps(
         {"seq": seq, "ts": 1, "type": "interviewer.delta", "turn_id": "t", "text": "x"}
     )
-    return Records(events=((session_id, seq, "interviewer.delta", 1, body),))
+    return Records(events=(EventRow(session_id, seq, "interviewer.delta", 1, body),))
 
 
 async def test_lazy_records_gather_and_an_urgent_one_is_written_within_max_delay(
@@ -115,9 +116,9 @@ def said(session_id: str, seq: int, text: str) -> Records:
         {"seq": seq, "ts": 1, "type": "candidate.message", "turn_id": f"c{seq}", "text": text}
     )
     return Records(
-        events=((session_id, seq, "candidate.message", 1, body),),
-        inputs=((session_id, f"m{seq}", seq),),
-        turns=((session_id, f"c{seq}", "candidate", text, seq, None, None),),
+        events=(EventRow(session_id, seq, "candidate.message", 1, body),),
+        inputs=(InputRow(session_id, f"m{seq}", seq),),
+        turns=(TurnRow(session_id, f"c{seq}", "candidate", text, seq, None, None),),
     )
 
 
@@ -131,7 +132,7 @@ async def test_a_batch_refused_for_one_record_stores_every_other_record(
     sessions = [await new_session(store) for _ in range(4)]
     hostile = sessions[1]
     if shape == "events-only":  # one COPY statement
-        nul_event = (hostile, 2, "interviewer.delta", 1, '{"seq": 2, "text": "\\u0000"}')
+        nul_event = EventRow(hostile, 2, "interviewer.delta", 1, '{"seq": 2, "text": "\\u0000"}')
         bad = [Records(events=(nul_event,))]
     else:  # one transaction: events, inputs, turns
         bad = [said(hostile, 2, "a\x00b"), said(hostile, 3, "lone \ud800")]

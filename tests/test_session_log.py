@@ -70,12 +70,7 @@ async def test_records_name_the_assigned_seq_when_appends_queue(
     async def say(input_id: str, text: str) -> int:
         predicted[input_id] = log.last_seq + 1  # what a caller would guess before its turn
         logged = await log.append(
-            CandidateSaid(turn_id=input_id, text=text, seq=0, ts=0),
-            lambda seq: Records(
-                inputs=((session_id, input_id, seq),),
-                turns=((session_id, input_id, "candidate", text, seq, None, None),),
-            ),
-            input_id=input_id,
+            CandidateSaid(turn_id=input_id, text=text, seq=0, ts=0), input_id=input_id
         )
         return logged.seq
 
@@ -87,8 +82,8 @@ async def test_records_name_the_assigned_seq_when_appends_queue(
     for input_id, seq in zip("abc", seqs, strict=True):
         records = by_input[input_id]
         assert records.inputs == ((session_id, input_id, seq),)
-        assert records.turns[0][4] == seq
-        assert records.events[0][1] == seq
+        assert records.turns[0].start_seq == seq
+        assert records.events[0].seq == seq
     stored = await redis.hgetall(keys.inputs)
     assert {k.decode(): int(v) for k, v in stored.items()} == {"a": 1, "b": 2, "c": 3}
 

@@ -48,7 +48,6 @@ from server.interviewer.prompt import (
     guidance,
 )
 from server.interviewer.provider import LLMProvider, LLMUnavailable, TurnIntent, TurnRequest
-from server.sessions.event_writer import Records
 from server.sessions.log import LoggedEvent, SessionLog, now_ms
 
 log = logging.getLogger("mentara.engine")
@@ -202,7 +201,6 @@ class InterviewerEngine:
             await self._turn(TurnIntent.CLOSING, reason=reason.replace("_", " "))
         ended = await self.log.append(
             SessionEnded(reason=reason, seq=0, ts=0),  # type: ignore[arg-type]
-            Records(endings=((self.session_id, reason),)),
         )
         self.state = EngineState.ENDED
         return ended
@@ -321,7 +319,7 @@ class InterviewerEngine:
         previous_state = self.state
         if self.state is EngineState.IDLE:
             self.state = EngineState.SPEAKING
-        start = await self.log.append(InterviewerTurnStart(turn_id=turn.turn_id, seq=0, ts=0))
+        await self.log.append(InterviewerTurnStart(turn_id=turn.turn_id, seq=0, ts=0))
         delivered: list[str] = []
         reason = "end_turn"
         coalescer = Coalescer(
@@ -356,21 +354,9 @@ class InterviewerEngine:
                 self.state = previous_state
         text = "".join(delivered)
         self.transcript.append(TranscriptTurn("interviewer", text))
+        # Its transcript row (the deltas delivered) is projected by the log.
         await self.log.append(
             InterviewerTurnEnd(turn_id=turn.turn_id, stop_reason=reason, seq=0, ts=0),  # type: ignore[arg-type]
-            lambda end_seq: Records(
-                turns=(
-                    (
-                        self.session_id,
-                        turn.turn_id,
-                        "interviewer",
-                        text,
-                        start.seq,
-                        end_seq,
-                        reason,
-                    ),
-                )
-            ),
         )
 
 

@@ -100,6 +100,7 @@ class SessionAssembly:
             stream_maxlen=self.config.stream_maxlen,
             ttl_ms=self.config.history_ttl_ms,
         )
+        session_log.projector.warm(catch_up or [])  # a taken-over turn's start and deltas
         engine = InterviewerEngine(
             session_id=row.id,
             log=session_log,

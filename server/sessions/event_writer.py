@@ -32,6 +32,7 @@ import asyncpg
 
 from server import metrics
 from server.retry import Backoff, Retrying
+from server.sessions.rows import EndingRow, EventRow, InputRow, SnapshotRow, TurnRow
 from server.sessions.store import SessionStore, WriteBatch
 
 log = logging.getLogger("mentara.writer")
@@ -55,11 +56,11 @@ TRANSIENT_DB_ERRORS = (
 class Records:
     """The rows one logical change adds (see WriteBatch for their shapes)."""
 
-    events: tuple[tuple[str, int, str, int, str], ...] = ()
-    inputs: tuple[tuple[str, str, int | None], ...] = ()
-    turns: tuple[tuple[str, str, str, str, int, int | None, str | None], ...] = ()
-    snapshots: tuple[tuple[str, int, str, str, str, int], ...] = ()
-    endings: tuple[tuple[str, str], ...] = ()
+    events: tuple[EventRow, ...] = ()
+    inputs: tuple[InputRow, ...] = ()
+    turns: tuple[TurnRow, ...] = ()
+    snapshots: tuple[SnapshotRow, ...] = ()
+    endings: tuple[EndingRow, ...] = ()
 
     def size(self) -> int:
         return (

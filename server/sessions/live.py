@@ -26,7 +26,7 @@ from protocol.messages import CandidateSaid, CodeSnapshot, Error
 from server.errors import MentaraError
 from server.hub.lease import Lease
 from server.interviewer.engine import InterviewerEngine
-from server.sessions.event_writer import Records, retry_while_unreachable
+from server.sessions.event_writer import retry_while_unreachable
 from server.sessions.log import LoggedEvent, SessionLog, now_ms
 from server.sessions.scoring import LiveScoring
 from server.sessions.store import SessionRow, SessionStore
@@ -158,11 +158,6 @@ class LiveSession:
             self._inputs[input_id] = future
         self.inputs_complete = len(applied) <= _INPUT_CACHE
 
-    def _input_records(
-        self, input_id: str | None, seq: int
-    ) -> tuple[tuple[str, str, int | None], ...]:
-        return () if input_id is None else ((self.id, input_id, seq),)
-
     def ensure_open(self) -> None:
         if self.ended or self.engine.state.value in ("ending", "ended"):
             raise SessionEndedError("this session has ended")
@@ -176,12 +171,7 @@ class LiveSession:
             self.candidate_turns += 1
             turn_id = f"c{self.candidate_turns}"
             logged = await self.log.append(
-                CandidateSaid(turn_id=turn_id, text=text, seq=0, ts=0),
-                lambda seq: Records(
-                    inputs=self._input_records(input_id, seq),
-                    turns=((self.id, turn_id, "candidate", text, seq, None, None),),
-                ),
-                input_id=input_id,
+                CandidateSaid(turn_id=turn_id, text=text, seq=0, ts=0), input_id=input_id
             )
             self.engine.heard(text)
             return logged
@@ -203,10 +193,6 @@ class LiveSession:
             logged = await self.log.append(
                 CodeSnapshot(
                     version=version, language=language, sha256=digest, source=source, seq=0, ts=0
-                ),
-                lambda seq: Records(
-                    inputs=self._input_records(input_id, seq),
-                    snapshots=((self.id, version, language, digest, source, seq),),
                 ),
                 input_id=input_id,
             )

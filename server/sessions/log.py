@@ -8,14 +8,15 @@ Contract of :meth:`SessionLog.append`:
   and queued for Postgres with its side records; ``LoggedEvent.durable`` resolves once
   Postgres has it (for ``interviewer.delta`` and ``score.delta``, which nobody acks, the
   write may wait for a bigger batch: up to the writer's ``lazy_delay_s``);
-- every string of the event and its side records is storable (:mod:`protocol.storable`):
+- every string of the event, and so of the rows projected from it, is storable
+  (:mod:`protocol.storable`):
   text from outside (the model's tokens, the candidate's code output, test messages) has
   each U+0000 and lone surrogate replaced by U+FFFD here, before the event is streamed, so
   an event is never streamed that Postgres would refuse;
 - appends of one session are serialised, so seqs are assigned and delivered in order; an
   append may wait behind another (or behind Redis), so a caller must not predict its seq
-  from ``last_seq``: side records that name the event's seq are built by a function of it
-  (:data:`RecordsFor`), called once the seq is assigned;
+  from ``last_seq``: the rows that name the event's seq are projected from the event once
+  its seq is assigned (:mod:`server.sessions.projector`);
 - while Redis is unreachable the append is retried with backoff (for up to
   ``redis_retry_s``), so a Redis restart pauses a session instead of breaking it. If Redis
   came back without the lease (it lost its data), the lease is taken again with the seq
@@ -38,10 +39,11 @@ from protocol.messages import SessionEvent
 from protocol.storable import storable_value
 from server.hub.lease import Lease
 from server.retry import Backoff, Retrying
-from server.sessions.event_writer import EventWriter, Records
+from server.sessions.event_writer import EventWriter
 from server.sessions.logged_event import LoggedEvent as LoggedEvent
 from server.sessions.logged_event import now_ms as now_ms
 from server.sessions.logged_event import with_stamp, without_stamp
+from server.sessions.projector import SessionProjector
 
 
 class LocalFanout(Protocol):
@@ -119,21 +121,7 @@ def _encode_storable(event: SessionEvent) -> bytes | None:
     return None if b"\\u0000" in raw else raw
 
 
-def _storable_records(records: Records) -> Records:
-    """``records`` with every string made storable (the same object when nothing changed):
-    a transcript turn's text is the interviewer's, assembled from the model's raw tokens."""
-    for name in ("inputs", "turns", "snapshots", "endings"):
-        rows = getattr(records, name)
-        if rows:
-            cleaned = storable_value(rows)
-            if cleaned is not rows:
-                setattr(records, name, cleaned)
-    return records
-
-
 AppendScript = Callable[..., Awaitable[object]]
-#: Side records that name the event's own seq: called with it once it is assigned.
-RecordsFor = Callable[[int], Records]
 #: Takes the lease again after Redis lost it (None: another worker has it now).
 Reacquire = Callable[[int], Awaitable[Lease | None]]
 
@@ -166,6 +154,8 @@ class SessionLog:
         self.reacquire = reacquire
         self.writer = writer
         self.channel = channel
+        #: Derives each appended event's rows; a new owner warms it with the events it took.
+        self.projector = SessionProjector(session_id)
         self.stream_maxlen = stream_maxlen
         self.ttl_ms = ttl_ms
         self.redis_retry_s = redis_retry_s
@@ -179,18 +169,14 @@ class SessionLog:
         """The fencing token the append presents: the lease's."""
         return self.lease.token
 
-    async def append(
-        self,
-        event: SessionEvent,
-        records: Records | RecordsFor | None = None,
-        *,
-        input_id: str | None = None,
-    ) -> LoggedEvent:
+    async def append(self, event: SessionEvent, *, input_id: str | None = None) -> LoggedEvent:
         """Append ``event`` (its seq and ts are assigned here); see the module docstring.
 
-        ``records``: the side rows stored with the event, or a function of its seq that
-        builds them. ``input_id``: the client input this event applies, recorded in Redis
-        with the seq in the same step (a take-over knows it even before Postgres does).
+        Its rows (the event, a transcript turn, a code snapshot, the ending) are projected
+        from it by the log's :class:`~server.sessions.projector.SessionProjector` with the
+        seq it got. ``input_id``: the client input this event applies, recorded in Redis
+        with the seq in the same step (a take-over knows it even before Postgres does) and in
+        Postgres with the event.
 
         Raises LeaseLost when another worker owns the session. Cancelling it while it waits
         for Redis appends nothing; after Redis answered, the event stands and is delivered.
@@ -224,8 +210,7 @@ class SessionLog:
             self.channel.offer(logged)
             for observe in self.observers:
                 observe(logged)
-            extra = _storable_records(records(seq) if callable(records) else records or Records())
-            extra.events = ((self.session_id, seq, logged.type, ts, wire.decode()),)
+            extra = self.projector.rows(logged, input_id)
             # Nobody waits for a delta's commit: it may ride in a later, bigger batch.
             lazy = logged.type in _LAZY_TYPES
             durable = logged.durable = await self.writer.submit(extra, urgent=not lazy)

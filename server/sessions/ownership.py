@@ -36,7 +36,8 @@ from server.sessions.event_writer import EventWriter
 from server.sessions.live import LiveSession, SessionEndedError
 from server.sessions.local_channels import LocalChannels
 from server.sessions.logged_event import now_ms
-from server.sessions.recovery import RecoveredState, backfill_records, recover_state
+from server.sessions.projector import backfill_records
+from server.sessions.recovery import RecoveredState, recover_state
 from server.sessions.store import SessionRow, SessionStore
 
 __all__ = ["Ownership"]

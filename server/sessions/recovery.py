@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol.codec import JSON
 from protocol.messages import (
     CandidateSaid,
     CodeSnapshot,
@@ -18,10 +17,8 @@ from protocol.messages import (
     InterviewerTurnEnd,
     InterviewerTurnStart,
     PhaseChanged,
-    SessionEnded,
 )
 from server.interviewer.prompt import TranscriptTurn
-from server.sessions.event_writer import Records
 from server.sessions.live import CodeVersion
 from server.sessions.log import LoggedEvent, SessionLog
 
@@ -50,22 +47,8 @@ class RecoveredState:
         if turn is None:
             return
         text = "".join(turn.text)
-        await log.append(
-            InterviewerTurnEnd(turn_id=turn.turn_id, stop_reason="error", seq=0, ts=0),
-            lambda end_seq: Records(
-                turns=(
-                    (
-                        self.session_id,
-                        turn.turn_id,
-                        "interviewer",
-                        text,
-                        turn.start_seq,
-                        end_seq,
-                        "error",
-                    ),
-                )
-            ),
-        )
+        # Its row (the deltas delivered) is projected by the log, warmed with the turn.
+        await log.append(InterviewerTurnEnd(turn_id=turn.turn_id, stop_reason="error", seq=0, ts=0))
         self.transcript.append(TranscriptTurn("interviewer", text))
         self.open_turn = None
 
@@ -98,56 +81,3 @@ def recover_state(session_id: str, events: list[LoggedEvent]) -> RecoveredState:
     if turns:
         state.open_turn = max(turns.values(), key=lambda t: t.start_seq)
     return state
-
-
-def backfill_records(
-    session_id: str,
-    events: list[LoggedEvent],
-    *,
-    after: int,
-    inputs: dict[str, int] | None = None,
-) -> Records:
-    """The Postgres rows for the events after ``after`` (with their transcript turns, code
-    snapshots, ending and the client inputs that made them: ``inputs`` maps input id to seq,
-    as the appends recorded them in Redis), for a new owner whose predecessor died before its
-    write-behind reached Postgres. ``events`` must be the whole session, so turns can be
-    reassembled."""
-    rows = Records()
-    rows.inputs = tuple(
-        (session_id, input_id, seq)
-        for input_id, seq in sorted((inputs or {}).items(), key=lambda item: item[1])
-        if seq > after
-    )
-    events_rows: list[tuple[str, int, str, int, str]] = []
-    turns: list[tuple[str, str, str, str, int, int | None, str | None]] = []
-    snapshots: list[tuple[str, int, str, str, str, int]] = []
-    endings: list[tuple[str, str]] = []
-    open_turns: dict[str, tuple[int, list[str]]] = {}
-    for logged in events:
-        event = logged.event
-        match event:
-            case InterviewerTurnStart(turn_id=turn_id):
-                open_turns[turn_id] = (logged.seq, [])
-            case InterviewerDelta(turn_id=turn_id, text=text) if turn_id in open_turns:
-                open_turns[turn_id][1].append(text)
-        if logged.seq <= after:
-            continue
-        wire = logged.encoded(JSON).decode()
-        events_rows.append((session_id, logged.seq, logged.type, event.ts, wire))
-        match event:
-            case CandidateSaid(turn_id=turn_id, text=text):
-                turns.append((session_id, turn_id, "candidate", text, logged.seq, None, None))
-            case InterviewerTurnEnd(turn_id=turn_id, stop_reason=reason) if turn_id in open_turns:
-                start, parts = open_turns[turn_id]
-                turns.append(
-                    (session_id, turn_id, "interviewer", "".join(parts), start, logged.seq, reason)
-                )
-            case CodeSnapshot(version=version, language=language, sha256=sha256, source=source):
-                snapshots.append((session_id, version, language, sha256, source, logged.seq))
-            case SessionEnded(reason=reason):
-                endings.append((session_id, reason))
-    rows.events = tuple(events_rows)
-    rows.turns = tuple(turns)
-    rows.snapshots = tuple(snapshots)
-    rows.endings = tuple(endings)
-    return rows

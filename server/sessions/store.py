@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from server.sessions.rows import EndingRow, EventRow, InputRow, SnapshotRow, TurnRow
+
 
 @dataclass(frozen=True)
 class SessionRow:
@@ -63,9 +65,7 @@ _INSERT_EVENTS = """INSERT INTO session_events (session_id, seq, type, ts, body)
 _EVENT_COLUMNS = ("session_id", "seq", "type", "ts", "body")
 
 
-async def _insert_events(
-    conn: asyncpg.Connection, events: list[tuple[str, int, str, int, str]]
-) -> None:
+async def _insert_events(conn: asyncpg.Connection, events: list[EventRow]) -> None:
     if not events:
         return
     session_ids, seqs, types, tss, bodies = zip(*events, strict=True)
@@ -76,13 +76,11 @@ async def _insert_events(
 class WriteBatch:
     """Everything one flush writes, in one transaction."""
 
-    events: list[tuple[str, int, str, int, str]] = field(default_factory=list)
-    inputs: list[tuple[str, str, int | None]] = field(default_factory=list)
-    turns: list[tuple[str, str, str, str, int, int | None, str | None]] = field(
-        default_factory=list
-    )
-    snapshots: list[tuple[str, int, str, str, str, int]] = field(default_factory=list)
-    endings: list[tuple[str, str]] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    inputs: list[InputRow] = field(default_factory=list)
+    turns: list[TurnRow] = field(default_factory=list)
+    snapshots: list[SnapshotRow] = field(default_factory=list)
+    endings: list[EndingRow] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
