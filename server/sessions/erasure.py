@@ -79,13 +79,8 @@ class _Round:
             self.complete.set()
 
 
-class ErasureHost(Protocol):
-    """What the eraser needs of its worker's sessions, and nothing more: the worker's Redis
-    and identity, its owned sessions, its leases, and its local channels."""
-
-    redis: aioredis.Redis
-    prefix: str
-    worker_id: str
+class ErasureOwners(Protocol):
+    """What the eraser needs of the sessions its worker owns (:class:`Ownership`)."""
 
     def owned_session(self, session_id: str) -> LiveSession | None:
         """The live session this worker owns under ``session_id``, if any."""
@@ -99,10 +94,14 @@ class ErasureHost(Protocol):
     async def release_lease(self, lease: Lease) -> None:
         """Hand ``lease`` back."""
 
-    def local_channel(self, session_id: str) -> SessionChannel | None:
+
+class ErasureChannels(Protocol):
+    """What the eraser needs of its worker's session channels (:class:`LocalChannels`)."""
+
+    def get(self, session_id: str) -> SessionChannel | None:
         """This worker's channel of the session, if it has one."""
 
-    async def drop_local_channel(self, session_id: str) -> None:
+    async def drop(self, session_id: str) -> None:
         """Forget the session's channel, whose sockets the caller detached, and stop its
         pub/sub subscription; the caller closes the channel."""
 
@@ -111,10 +110,23 @@ class SessionEraser:
     """Ends and closes erased sessions on every worker (the rounds above); one per worker,
     listening on the erase channel while the worker runs."""
 
-    def __init__(self, host: ErasureHost, *, timeout_s: float = 10.0) -> None:
-        self.host = host
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        prefix: str,
+        worker_id: str,
+        owners: ErasureOwners,
+        channels: ErasureChannels,
+        *,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.worker_id = worker_id
+        self.owners = owners
+        self.channels = channels
         self.timeout_s = timeout_s
-        self.channel = erase_channel(host.prefix)
+        self.channel = erase_channel(prefix)
         self._rounds: dict[str, _Round] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -136,9 +148,9 @@ class SessionEraser:
         if not await self._round("end", session_ids):
             raise EraseIncomplete("not every server confirmed the deletion; retry")
         await delete_rows(session_ids)
-        pipe = self.host.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for session_id in session_ids:
-            keys = session_keys(self.host.prefix, session_id)
+            keys = session_keys(self.prefix, session_id)
             pipe.delete(keys.lease, keys.fence, keys.seq, keys.stream, keys.inputs)  # one slot
         await pipe.execute()
         if not await self._round("gone", session_ids):
@@ -148,9 +160,9 @@ class SessionEraser:
     async def _round(self, kind: Literal["end", "gone"], session_ids: list[str]) -> bool:
         rid = uuid.uuid4().hex
         waiting = self._rounds[rid] = _Round()
-        request = EraseRound(k=kind, rid=rid, sender=self.host.worker_id, sids=session_ids)
+        request = EraseRound(k=kind, rid=rid, sender=self.worker_id, sids=session_ids)
         try:
-            published = await self.host.redis.publish(self.channel, encode_erase_message(request))
+            published = await self.redis.publish(self.channel, encode_erase_message(request))
             waiting.expect(published)
             try:
                 async with asyncio.timeout(self.timeout_s):
@@ -177,7 +189,7 @@ class SessionEraser:
             log.warning("undecodable message on the erase channel")
             return
         if isinstance(message, EraseDone):
-            if message.to == self.host.worker_id:
+            if message.to == self.worker_id:
                 waiting = self._rounds.get(message.rid)
                 if waiting is not None:
                     waiting.reply()
@@ -194,7 +206,7 @@ class SessionEraser:
                     *(
                         self._end_owned(session)
                         for session_id in session_ids
-                        if (session := self.host.owned_session(session_id)) is not None
+                        if (session := self.owners.owned_session(session_id)) is not None
                     )
                 )
             else:
@@ -205,13 +217,13 @@ class SessionEraser:
             log.exception("erase round failed on this worker")
         reply = EraseDone(rid=message.rid, to=message.sender)
         try:
-            await self.host.redis.publish(self.channel, encode_erase_message(reply))
+            await self.redis.publish(self.channel, encode_erase_message(reply))
         except Exception:
             log.warning("could not confirm an erase round", exc_info=True)
 
     async def _end_owned(self, session: LiveSession) -> None:
         """``session.ended {deleted}`` through the session's log, durable; then stop here."""
-        host = self.host
+        owners = self.owners
         scoring, session.scoring = session.scoring, None  # no report for a deleted session
         try:
             if scoring is not None:
@@ -225,21 +237,20 @@ class SessionEraser:
             log.warning("could not end %s for deletion", session.id, exc_info=True)
         finally:
             await session.close()
-            host.forget_owned(session)
+            owners.forget_owned(session)
             if session.lease is not None:
                 try:
-                    await host.release_lease(session.lease)
+                    await owners.release_lease(session.lease)
                 except Exception:
                     log.warning("could not release the lease of %s", session.id)
 
     async def _close_here(self, session_ids: list[str]) -> None:
-        host = self.host
         for session_id in session_ids:
-            straggler = host.take_owned(session_id)  # taken over after round one
+            straggler = self.owners.take_owned(session_id)  # taken over after round one
             if straggler is not None:
                 straggler.log.lost = True
                 await straggler.close()
-            channel = host.local_channel(session_id)
+            channel = self.channels.get(session_id)
             if channel is None:
                 continue
             last = channel.recent[-1].event if channel.recent else None
@@ -251,5 +262,5 @@ class SessionEraser:
                 # Detached here, all at once: their own detach then finds no channel, rather
                 # than each re-deciding the subscription while the others leave.
                 channel.detach(sock)
-            await host.drop_local_channel(session_id)  # no sockets left: unsubscribed
+            await self.channels.drop(session_id)  # no sockets left: unsubscribed
             await channel.close()

@@ -22,8 +22,18 @@ from typing import Any
 import msgspec
 
 from protocol.errors import ErrorCode
-from protocol.messages import CandidateSaid, CodeSnapshot, Error
-from server.errors import MentaraError
+from protocol.messages import (
+    CandidateMessage,
+    CandidateSaid,
+    ClientFrame,
+    CodeRun,
+    CodeSnapshot,
+    CodeUpdate,
+    Error,
+    InterviewerInterrupt,
+    SessionEnd,
+)
+from server.errors import MentaraError, NotFound
 from server.hub.lease import Lease
 from server.interviewer.engine import InterviewerEngine
 from server.sessions.event_writer import retry_while_unreachable
@@ -163,6 +173,37 @@ class LiveSession:
             raise SessionEndedError("this session has ended")
 
     # -- inputs ----------------------------------------------------------------------------
+
+    async def apply_input(
+        self, user_id: str, frame: ClientFrame, run_code: Callable[[], Awaitable[LoggedEvent]]
+    ) -> int | None:
+        """Apply one input of ``user_id`` (once per input id); the seq to ack it with.
+
+        ``run_code`` runs the session's latest code (``code.run``). Raises NotFound for
+        another user's session (never confirming it exists) and SessionEndedError for an
+        input after the end (a repeated ``session.end`` is acked again)."""
+        if self.row.user_id != user_id:
+            raise NotFound("no such session")
+        if self.ended and not isinstance(frame, SessionEnd):
+            raise SessionEndedError("this session has ended")
+        match frame:
+            case CandidateMessage(id=ref, text=text):
+                return await self.candidate_message(ref, text)
+            case CodeUpdate(id=ref, language=language, source=source):
+                return await self.code_update(ref, language, source)
+            case CodeRun(id=ref):
+                return await self.apply_once(ref, run_code)
+            case InterviewerInterrupt(id=ref):
+                await self.apply_once(ref if isinstance(ref, str) else None, self._interrupted)
+                return None
+            case SessionEnd(id=ref):
+                # Acked once session.ended (and so everything before it) is in Postgres.
+                seq = await self.apply_once(ref, lambda: self.end("candidate_ended"))
+                return seq if seq is not None else self.log.last_seq
+        raise MentaraError(f"{type(frame).__name__} is not an input")
+
+    async def _interrupted(self) -> None:
+        self.interrupt()  # appends no event of its own
 
     async def candidate_message(self, input_id: str | None, text: str) -> int | None:
         self.ensure_open()

@@ -43,7 +43,7 @@ from server.client_socket import ClientSocket, Endpoint
 from server.errors import Forbidden, MentaraError, NotFound, ServiceUnavailable
 from server.hub.history import History
 from server.hub.keys import worker_channel
-from server.hub.lease import RELEASED, Lease, Leases
+from server.hub.lease import RELEASED, Leases
 from server.hub.pubsub import PubSubHub
 from server.hub.rpc import InputRouter, OwnerUnreachable
 from server.interviewer.engine import phase_deadline
@@ -54,7 +54,7 @@ from server.sessions.channel import SessionChannel
 from server.sessions.code_runs import CodeRunService
 from server.sessions.erasure import SessionEraser
 from server.sessions.event_writer import EventWriter
-from server.sessions.live import LiveSession, SessionEndedError
+from server.sessions.live import LiveSession
 from server.sessions.local_channels import LocalChannels
 from server.sessions.log import LeaseLost, now_ms
 from server.sessions.ownership import Ownership
@@ -122,7 +122,6 @@ class SessionManager:
         self.hub = PubSubHub(redis, self._on_pubsub, self._on_reconnect)
         self.router = InputRouter(redis, worker_channel(prefix, self.worker_id))
         self.router.handler = self._apply_forwarded
-        self.eraser = SessionEraser(self)  # DELETE /v1/me: ends and closes erased sessions
         self.owned: dict[str, LiveSession] = {}
         self.local = LocalChannels(
             redis=redis,
@@ -161,6 +160,8 @@ class SessionManager:
             lease_ms=config.lease_ms,
             spawn=self._spawn,
         )
+        # DELETE /v1/me: ends and closes erased sessions on this worker.
+        self.eraser = SessionEraser(redis, prefix, self.worker_id, self.ownership, self.local)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -282,12 +283,7 @@ class SessionManager:
             await self._attach(sock, row, 0)
             sock.ack(frame.id, 1)
             return
-        lease = await self.leases.acquire(row.id, 0)
-        if lease is None:
-            raise ServiceUnavailable("could not take the new session's lease; retry")
-        self.local.channel(row.id).set_head(0)
-        session = self.assembly.live(row, lease, started_at_ms=started)
-        self.owned[row.id] = session
+        session = await self.ownership.own_new(row, started_at_ms=started)
         await self.local.attach_owner(sock, row.id)  # the owner needs no subscription
         rubric = self.catalog.rubric(frame.track)
         first = await session.log.append(
@@ -330,27 +326,6 @@ class SessionManager:
         await self.local.attach(sock, row.id, last_seq, read_only=read_only)
         if row.status != "ended" and row.id not in self.owned:
             self._spawn(self.ownership.ensure_owner(row.id))
-
-    # The eraser's view of this worker (server.sessions.erasure.ErasureHost).
-
-    def owned_session(self, session_id: str) -> LiveSession | None:
-        return self.owned.get(session_id)
-
-    def take_owned(self, session_id: str) -> LiveSession | None:
-        return self.owned.pop(session_id, None)
-
-    def forget_owned(self, session: LiveSession) -> None:
-        if self.owned.get(session.id) is session:
-            del self.owned[session.id]
-
-    async def release_lease(self, lease: Lease) -> None:
-        await self.leases.release(lease)
-
-    def local_channel(self, session_id: str) -> SessionChannel | None:
-        return self.local.get(session_id)
-
-    async def drop_local_channel(self, session_id: str) -> None:
-        await self.local.drop(session_id)
 
     async def _snapshot(self, session_id: str) -> Snapshot | None:
         return await build_snapshot(self.store, self.catalog, session_id)
@@ -396,27 +371,7 @@ class SessionManager:
         return await self._apply(session, user_id, frame)
 
     async def _apply(self, session: LiveSession, user_id: str, frame: ClientFrame) -> int | None:
-        if session.row.user_id != user_id:
-            raise NotFound("no such session")
-        if session.ended and not isinstance(frame, SessionEnd):
-            raise SessionEndedError("this session has ended")
-        match frame:
-            case CandidateMessage(id=ref, text=text):
-                return await session.candidate_message(ref, text)
-            case CodeUpdate(id=ref, language=language, source=source):
-                return await session.code_update(ref, language, source)
-            case CodeRun(id=ref):
-                return await session.apply_once(ref, lambda: self.runner.run(session))
-            case InterviewerInterrupt(id=ref):
-                await session.apply_once(
-                    ref if isinstance(ref, str) else None, _no_event(session.interrupt)
-                )
-                return None
-            case SessionEnd(id=ref):
-                # Acked once session.ended (and so everything before it) is in Postgres.
-                seq = await session.apply_once(ref, lambda: session.end("candidate_ended"))
-                return seq if seq is not None else session.log.last_seq
-        raise MentaraError(f"{type(frame).__name__} is not an input")
+        return await session.apply_input(user_id, frame, lambda: self.runner.run(session))
 
     # -- pub/sub ---------------------------------------------------------------------------
 
@@ -441,17 +396,6 @@ class SessionManager:
         task = asyncio.create_task(supervised())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _no_event(action: Callable[[], object]) -> Callable[[], Awaitable[None]]:
-    """Adapt an action that appends no event of its own to ``apply_once``."""
-
-    async def apply() -> None:
-        result = action()
-        if asyncio.iscoroutine(result):
-            await result
-
-    return apply
 
 
 def _ref(frame: CodeRun) -> str | None:

@@ -27,10 +27,10 @@ import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
 from server import metrics
-from server.errors import NotFound
+from server.errors import NotFound, ServiceUnavailable
 from server.hub.history import History
 from server.hub.keys import session_keys
-from server.hub.lease import RELEASED, Leases
+from server.hub.lease import RELEASED, Lease, Leases
 from server.sessions.assembly import SessionAssembly
 from server.sessions.event_writer import EventWriter
 from server.sessions.live import LiveSession, SessionEndedError
@@ -98,7 +98,33 @@ class Ownership:
                     log.warning("could not release the lease of %s", session.id)
         self.owned.clear()
 
+    # -- the eraser's view (server.sessions.erasure.ErasureOwners) -------------------------
+
+    def owned_session(self, session_id: str) -> LiveSession | None:
+        return self.owned.get(session_id)
+
+    def take_owned(self, session_id: str) -> LiveSession | None:
+        return self.owned.pop(session_id, None)
+
+    def forget_owned(self, session: LiveSession) -> None:
+        if self.owned.get(session.id) is session:
+            del self.owned[session.id]
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self.leases.release(lease)
+
     # -- taking sessions -------------------------------------------------------------------
+
+    async def own_new(self, row: SessionRow, *, started_at_ms: int) -> LiveSession:
+        """Take the lease of a session just created and own it here (its channel starts
+        before seq 1). Raises ServiceUnavailable (retryable) if the lease cannot be taken."""
+        lease = await self.leases.acquire(row.id, 0)
+        if lease is None:
+            raise ServiceUnavailable("could not take the new session's lease; retry")
+        self.channels.channel(row.id).set_head(0)
+        session = self.assembly.live(row, lease, started_at_ms=started_at_ms)
+        self.owned[row.id] = session
+        return session
 
     async def ensure_owner(self, session_id: str) -> None:
         """Take the session over if it has no live owner (see the module docstring)."""
