@@ -124,10 +124,19 @@ async def exported(server: RunningServer, user: str, session_id: str) -> dict[in
 async def assert_streamed_is_exported(
     server: RunningServer, user: str, session_id: str, frames: list[ServerFrame]
 ) -> None:
-    """Every event the client saw is in the user's export, exactly as it was streamed."""
+    """Every event the client saw is in the user's export, exactly as it was streamed.
+
+    Deltas nobody acks reach Postgres with the write-behind (up to its lazy delay, longer
+    on a loaded machine): the export is read again until they are there, for up to 10 s."""
     streamed = on_the_wire(frames)
-    stored = await exported(server, user, session_id)
-    missing = sorted(set(streamed) - set(stored))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        stored = await exported(server, user, session_id)
+        missing = sorted(set(streamed) - set(stored))
+        if not missing or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
     assert not missing, f"streamed but not stored: {missing}"
     assert {seq: stored[seq] for seq in streamed} == streamed
 
