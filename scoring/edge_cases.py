@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["CATEGORIES", "CUES", "GENERAL", "PROBED_CATEGORIES", "PROBES"]
+__all__ = ["CATEGORIES", "CUES", "GENERAL", "LABELS", "PROBED_CATEGORIES", "PROBES"]
 
 GENERAL: Final = "general"
 
@@ -37,6 +37,20 @@ PROBES: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 """The probe for each category, in the order they are preferred when several fail."""
+
+LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "empty": "empty input",
+        "single": "the smallest inputs",
+        "duplicates": "repeated values",
+        "negative": "negatives and zeros",
+        "large": "very large inputs",
+        "boundaries": "the edges of the input",
+        "order": "the input's order",
+        "impossible": "inputs with no answer",
+    }
+)
+"""How evidence notes name each category (never an input)."""
 
 PROBED_CATEGORIES: Final[tuple[str, ...]] = tuple(PROBES)
 CATEGORIES: Final[frozenset[str]] = frozenset({*PROBES, GENERAL})
