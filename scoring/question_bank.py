@@ -16,7 +16,9 @@ Coding questions add ``difficulty`` (``easy``, ``medium``, ``hard``), ``function
 ``signature``, ``starter_code``, ``reference_solution``, ``optimal_complexity``,
 ``[[examples]]`` (``input``, ``output``, optional ``explanation``: text as shown),
 ``[[visible_tests]]`` (at least 3) and ``[[hidden_tests]]`` (at least 5), each
-``{name, args = [...], expected = ...}`` of JSON values, and optionally ``compare``
+``{name, args = [...], expected = ...}`` of JSON values; every hidden test also has
+``tags``, one or more kinds of edge case of :data:`scoring.edge_cases.CATEGORIES`
+(``general`` for an ordinary case), and optionally ``compare``
 (``exact`` by default, ``unordered``, ``sorted`` or ``float``; see
 :func:`scoring.code_runner.values_match`) with ``tolerance`` for ``float``. System-design
 and behavioral questions add ``focus_areas`` instead.
@@ -41,6 +43,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from scoring.code_runner import CompareMode, TestCase
+from scoring.edge_cases import CATEGORIES
 from scoring.rubric import Track
 
 __all__ = [
@@ -314,6 +317,13 @@ def _check_coding(path: Path, question: CodingQuestion) -> None:
             if test.name in names:
                 raise QuestionBankError(path, f"{where}.name", f"duplicate test name {test.name!r}")
             names.add(test.name)
+            if group == "hidden_tests" and not test.tags:
+                raise QuestionBankError(path, f"{where}.tags", "a hidden test needs its tags")
+            unknown = sorted(set(test.tags) - CATEGORIES)
+            if unknown:
+                raise QuestionBankError(
+                    path, f"{where}.tags", f"unknown {unknown}; known: {sorted(CATEGORIES)}"
+                )
             for part, value in (("args", list(test.args)), ("expected", test.expected)):
                 problem = _json_problem(value)
                 if problem:

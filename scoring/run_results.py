@@ -38,14 +38,19 @@ _MESSAGE_CHARS: Final = 300
 _VALUE_CHARS: Final = 120
 
 
-class TestCase(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One test: call the function with ``args`` (JSON values), expect ``expected``."""
+class TestCase(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """One test: call the function with ``args`` (JSON values), expect ``expected``.
+    ``tags`` name the kinds of edge case it covers (:mod:`scoring.edge_cases`; the question
+    bank requires them on hidden tests); they never reach the code under test."""
 
     __test__: ClassVar[bool] = False  # not a pytest class
 
     name: str
     args: tuple[Any, ...]
     expected: Any
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,6 +229,18 @@ BROKEN: list[tuple[str, Mutation, str, str]] = [
         "hidden_tests[1].expected",
         "missing required field",
     ),
+    (
+        "hidden-test-without-tags",
+        lambda d: d["hidden_tests"][2].pop("tags"),
+        "hidden_tests[2].tags",
+        "a hidden test needs its tags",
+    ),
+    (
+        "unknown-tag",
+        lambda d: d["hidden_tests"][0].__setitem__("tags", ["empty", "spooky"]),
+        "hidden_tests[0].tags",
+        "unknown ['spooky']",
+    ),
     ("wrong-arity", put_in_first_test("args", [[1, 2]]), "visible_tests[0].args", "1 arguments"),
     (
         "duplicate-test-name",

@@ -1,4 +1,4 @@
-"""How well the offline judges order the calibration sessions: pairwise ordering accuracy.
+"""How well a judge orders the calibration sessions: pairwise ordering accuracy.
 
 For each dimension (and the overall score), every pair of sessions at different levels
 (strong over middling, strong over weak, middling over weak: 27 pairs with 3 sessions per
@@ -17,9 +17,15 @@ from dataclasses import dataclass
 
 from scoring.calibration import LEVELS, CalibrationSession, Level
 from scoring.report import build_report
-from scoring.scorer import replay
+from scoring.scorer import ScoringState, replay
 
-__all__ = ["CalibrationFigures", "LevelAgreement", "SessionScores", "score_calibration"]
+__all__ = [
+    "CalibrationFigures",
+    "LevelAgreement",
+    "SessionScores",
+    "figures_of",
+    "score_calibration",
+]
 
 OVERALL = "overall"
 
@@ -116,10 +122,19 @@ def _agreement(name: str, sessions: Sequence[SessionScores]) -> LevelAgreement:
 
 def score_calibration(sessions: Iterable[CalibrationSession]) -> CalibrationFigures:
     """Replay every session through the offline judges and measure the ordering."""
-    scored: list[SessionScores] = []
-    dimensions: tuple[str, ...] = ()
+    replayed = []
     for session in sessions:
         state, _ = replay(session.question, session.events, hidden=session.hidden)
+        replayed.append((session, state))
+    return figures_of(replayed)
+
+
+def figures_of(replayed: Iterable[tuple[CalibrationSession, ScoringState]]) -> CalibrationFigures:
+    """The figures of sessions already replayed (by any judge): each session with its final
+    scoring state. Sessions are listed strong first, then by id. Pure."""
+    scored: list[SessionScores] = []
+    dimensions: tuple[str, ...] = ()
+    for session, state in replayed:
         report = build_report(state.book, question_id=session.question.id, hidden=session.hidden)
         dimensions = state.book.rubric.dimension_names
         scored.append(

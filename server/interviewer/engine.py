@@ -63,6 +63,11 @@ _STUCK = re.compile(
 )
 
 
+_PROBE_RULE = (
+    " (Ask about this kind of case only: never name an input, a test, or say that tests fail.)"
+)
+
+
 class EngineState(enum.Enum):
     IDLE = "idle"
     SPEAKING = "speaking"
@@ -133,6 +138,7 @@ class InterviewerEngine:
         self.hints_given = 0
         self.followups_asked = 0
         self.acks_said = 0
+        self._edge_probe: str | None = None
         self.turns_spoken = turns_spoken
         self.tokens_used = 0
         self._current: _Turn | None = None
@@ -178,11 +184,17 @@ class InterviewerEngine:
         deadline = self.started_at_ms + int(duration_ms * _PHASE_END[name])
         await self.log.append(PhaseChanged(name=name, deadline_ts=deadline, seq=0, ts=0))  # type: ignore[arg-type]
 
-    async def code_passed(self) -> None:
-        """The candidate's code passed its visible tests: time for follow-ups."""
+    async def code_passed(self, *, probe: str | None = None) -> None:
+        """The candidate's code passed its visible tests: time for follow-ups. ``probe``, a
+        question about a kind of edge case its hidden tests fail (never an input), is asked
+        first, as the very next turn; the question's own follow-ups then come as replies."""
+        if probe is not None and self.state in (EngineState.IDLE, EngineState.SPEAKING):
+            self._edge_probe = probe
+            self._due.append(TurnIntent.FOLLOWUP)
+            self._wake.set()
         if self.phase == "coding":
             await self.advance_phase("followup")
-            if self.followups_asked < len(self.script.followups):
+            if probe is None and self.followups_asked < len(self.script.followups):
                 self._due.append(TurnIntent.FOLLOWUP)
                 self._wake.set()
 
@@ -253,6 +265,9 @@ class InterviewerEngine:
                 hint = s.hints[self.hints_given]
                 self.hints_given += 1
                 return f"Here's a nudge: {hint}", {"hint": hint}
+            case TurnIntent.FOLLOWUP if self._edge_probe is not None:
+                probe, self._edge_probe = self._edge_probe, None
+                return probe, {"followup": probe + _PROBE_RULE}
             case TurnIntent.FOLLOWUP:
                 question = s.followups[self.followups_asked]
                 self.followups_asked += 1

@@ -1,8 +1,10 @@
 """The Claude conversation judge: a small, cheap model labels evidence through tool use.
 
+The same judge serves all three tracks (coding, system design, behavioral): the rubric, the
+tool's signal enum and the prompt are the track's (:mod:`server.judging.judge_prompt`).
 One call per judged moment (after a candidate message): the model sees the rubric and the
 question (a fixed system prompt, marked for prompt caching), the recent transcript with the
-candidate's events marked ``[seq N]``, and the latest code; it must call the
+candidate's events marked ``[seq N]``, and in coding the latest code; it must call the
 ``record_evidence`` tool (``tool_choice`` forces it; the tool is ``strict``, its signal ids
 an enum of the rubric's). The judge only labels; :mod:`scoring.evidence` turns labels into
 scores.
@@ -19,7 +21,7 @@ and never raises for it. ``CancelledError`` always propagates.
 Bounds: each call is limited to ``timeout_s`` in total (connect, stream and all), the SDK
 retries at most ``max_retries`` times before the stream starts, the reply to ``max_tokens``
 tokens and its tool input to :data:`MAX_INPUT_BYTES`; the prompt shows at most
-``max_turns`` transcript entries and :data:`MAX_CODE_CHARS` of code.
+``max_turns`` transcript entries and ``MAX_CODE_CHARS`` of code.
 """
 
 from __future__ import annotations
@@ -43,10 +45,17 @@ from anthropic.types import (
 )
 
 from scoring.evidence import Evidence
-from scoring.judges.code import CODE_JUDGE_SIGNALS
-from scoring.question_bank import CodingQuestion, Question
+from scoring.question_bank import Question
 from scoring.rubric import Rubric, rubric_for
 from scoring.transcript import Transcript
+from server.judging.judge_prompt import (
+    TOOL_NAME,
+    JudgeInput,
+    build_judge_input,
+    evidence_tool,
+    judgeable_signals,
+    system_prompt,
+)
 
 try:  # newer SDKs speak httpx2; older ones httpx
     import httpx2
@@ -83,28 +92,15 @@ log = logging.getLogger(__name__)
 
 # Haiku: small and cheap, and not on the installed SDK's deprecation list.
 DEFAULT_JUDGE_MODEL: Final = "claude-haiku-4-5"
-TOOL_NAME: Final = "record_evidence"
 MAX_LABELS: Final = 12
 MAX_SEQS_PER_LABEL: Final = 8
 MAX_NOTE_CHARS: Final = 200
 MAX_INPUT_BYTES: Final = 32 * 1024
-MAX_CODE_CHARS: Final = 8000
-MAX_TURN_CHARS: Final = 2000
 
 
 class InvalidLabels(ValueError):
     """The model's tool input cannot be accepted (the message says why); the call is
     discarded whole."""
-
-
-@dataclass(frozen=True, slots=True)
-class JudgeInput:
-    """What one call shows the model: the user message, the seqs it may cite (``offered``)
-    and the seqs judged for the first time (``new``; every label must cite one)."""
-
-    text: str
-    offered: frozenset[int]
-    new: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,131 +112,6 @@ class JudgeResult:
     evidence: tuple[Evidence, ...]
     outcome: Literal["applied", "discarded", "failed", "skipped"]
     reason: str = ""
-
-
-def judgeable_signals(rubric: Rubric) -> tuple[str, ...]:
-    """The signal ids Claude may label: the rubric's, less those the code judge owns."""
-    return tuple(s for s in rubric.signals if s not in CODE_JUDGE_SIGNALS)
-
-
-def evidence_tool(rubric: Rubric) -> dict[str, Any]:
-    """The ``record_evidence`` tool: a strict JSON schema, fixed per track (so it caches)."""
-    label = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["dimension", "signal_id", "polarity", "seqs", "note"],
-        "properties": {
-            "dimension": {"type": "string", "enum": list(rubric.dimension_names)},
-            "signal_id": {"type": "string", "enum": list(judgeable_signals(rubric))},
-            "polarity": {"type": "string", "enum": ["positive", "negative"]},
-            "seqs": {
-                "type": "array",
-                "items": {"type": "integer"},
-                "description": "The [seq N] numbers of the candidate events that show it.",
-            },
-            "note": {
-                "type": "string",
-                "description": "What the candidate did, in under 25 words, addressed to no one.",
-            },
-        },
-    }
-    return {
-        "name": TOOL_NAME,
-        "description": (
-            "Record the rubric evidence shown by the candidate's NEW events. Call exactly once; "
-            "pass an empty list when the new events show nothing the rubric covers."
-        ),
-        "strict": True,
-        "input_schema": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["evidence"],
-            "properties": {"evidence": {"type": "array", "items": label}},
-        },
-    }
-
-
-def system_prompt(rubric: Rubric, question: Question) -> str:
-    """The fixed per-session instructions: the task, the rubric's signals, the question."""
-    lines = [
-        "You are the silent evaluator of a live mock technical interview. You never talk to "
-        "the candidate. You read the transcript and label rubric evidence by calling the "
-        f"{TOOL_NAME} tool exactly once.",
-        "",
-        "Rules:",
-        "- Label only what the candidate's events marked NEW show. Earlier lines are context.",
-        "- Cite only seqs written as [seq N] in the transcript; every label must cite at least "
-        "one NEW seq. Never label the interviewer's words.",
-        "- Use a signal's own dimension and polarity, as listed below.",
-        "- Be conservative: label clear behaviour only, at most one label per signal per call. "
-        "An empty list is a good answer when nothing new is shown.",
-        "- Test results are scored elsewhere: do not label passing or failing tests.",
-        "- Notes are short, factual and about the candidate's behaviour.",
-        "",
-        f"Rubric ({rubric.track} track; scale 1 strong no hire to 4 strong hire):",
-    ]
-    judgeable = set(judgeable_signals(rubric))
-    for dimension in rubric.dimensions:
-        lines.append(f"* {dimension.name}: {dimension.description}")
-        for signal in dimension.signals:
-            if signal.id in judgeable:
-                lines.append(f"  - {signal.id} ({signal.polarity}): {signal.description}")
-    lines += ["", f"Question: {question.title}", question.prompt.strip()]
-    if isinstance(question, CodingQuestion):
-        lines.append(
-            f"Optimal complexity (never revealed to the candidate): {question.optimal_complexity}"
-        )
-    return "\n".join(lines)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def build_judge_input(
-    transcript: Transcript, *, since_seq: int, max_turns: int = 16
-) -> JudgeInput | None:
-    """The user message for judging the candidate's events after ``since_seq``: the last
-    ``max_turns`` transcript entries and the latest code. None when there is nothing new (no
-    candidate message or code change after ``since_seq``). Pure."""
-    turns = transcript.utterances[-max_turns:]
-    code = transcript.latest_code()
-    offered = {u.seq for u in turns if u.role == "candidate"}
-    new = {seq for seq in offered if seq > since_seq}
-    if code is not None:
-        offered.add(code.seq)
-        if code.seq > since_seq:
-            new.add(code.seq)
-    if not new:
-        return None
-    lines = ["Transcript, oldest first (NEW marks the events to judge now):"]
-    for turn in turns:
-        text = _clip(turn.text.strip(), MAX_TURN_CHARS)
-        if turn.role == "candidate":
-            mark = " NEW" if turn.seq in new else ""
-            lines.append(f"[seq {turn.seq}]{mark} candidate: {text}")
-        else:
-            lines.append(f"interviewer: {text}")
-    if code is not None:
-        mark = " NEW" if code.seq in new else ""
-        source = code.source
-        if len(source) > MAX_CODE_CHARS:
-            source = source[:MAX_CODE_CHARS] + "\n# ... (truncated)"
-        lines += [
-            "",
-            f"[seq {code.seq}]{mark} the candidate's latest code (version {code.version}, "
-            f"{code.language}):",
-            "```",
-            source.rstrip(),
-            "```",
-        ]
-    runs = transcript.runs[-3:]
-    if runs:
-        lines.append("")
-        lines.append("Recent visible-test runs (context only, scored elsewhere):")
-        lines += [f"- version {r.version}: {r.status}, {r.passed}/{r.total} passed" for r in runs]
-    lines += ["", f"Call {TOOL_NAME} with the evidence the NEW events show."]
-    return JudgeInput("\n".join(lines), frozenset(offered), frozenset(new))
 
 
 class _Label(msgspec.Struct, forbid_unknown_fields=True):

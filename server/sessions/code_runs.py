@@ -12,6 +12,13 @@ Fair shares (refusals are ``rate_limited``, retryable, and run nothing):
 - the runner's ``max_concurrent`` places are shared round-robin by user among this worker's
   runs (:class:`~server.sessions.run_queue.FairRunQueue`); the hidden-test runs at a
   session's end (:meth:`CodeRunService.for_user`) queue the same way.
+
+Edge-case probes (issue #17): when a version passes its visible tests, its hidden tests run
+too, silently, in the same queue place right after the ``code.result`` is appended (no
+second place, no quota count; the candidate may run again meanwhile, in another place). At most once per version and ``MAX_EDGE_CHECKS`` times per session, never
+while a probe is pending. Nothing of it reaches the candidate but, when a tagged kind of
+case failed, the interviewer's next turn: a question about that kind of case
+(:mod:`scoring.edge_probes`), whose answer is scored.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 from protocol.errors import ErrorCode
 from protocol.messages import CodeResult
 from scoring.code_runner import CodeRunner, RunLimits, RunResult, SandboxUnavailable, TestCase
+from scoring.edge_probes import failing_categories
 from scoring.judges.code import outcome_messages
 from server.errors import MentaraError, SandboxUnavailableError
 from server.runner_wire import RunsTests
@@ -88,20 +96,40 @@ class CodeRunService:
             raise TooManyRuns("a run of yours is in progress; wait for its code.result")
         self._pending.add(session.id)
         self._running[user] = self._running.get(user, 0) + 1
-        try:
-            if self.user_limits is not None:
-                await self.user_limits.admit_run(user)
-            async with self.queue.slot(user):
-                result = await self._run_visible(session, code, question)
-        finally:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
             self._pending.discard(session.id)
             left = self._running[user] - 1
             if left:
                 self._running[user] = left
             else:
                 del self._running[user]
-        session.ensure_open()
-        return await self._report(session, code, result)
+
+        categories: tuple[str, ...] | None = None
+        try:
+            if self.user_limits is not None:
+                await self.user_limits.admit_run(user)
+            async with self.queue.slot(user):
+                result = await self._run_visible(session, code, question)
+                session.ensure_open()
+                logged = await self._report(session, code, result)
+                # The candidate may run again now; the check keeps only this queue place.
+                release()
+                if result.status == "passed":
+                    categories = await self._edge_check(session, code, question)
+        finally:
+            release()
+        if result.status == "passed":
+            probe = None
+            if categories and session.scoring is not None and not session.ended:
+                probe = await session.scoring.edge_probe(code.seq, categories)
+            await session.engine.code_passed(probe=probe)
+        return logged
 
     def for_user(self, user_id: str) -> UserRunner:
         """A runner with ``CodeRunner.run_tests``'s signature whose runs take this worker's
@@ -124,6 +152,28 @@ class CodeRunService:
                 "code cannot run safely on this server now; nothing ran (try again later)"
             ) from None
 
+    async def _edge_check(
+        self, session: LiveSession, code: Any, question: Any
+    ) -> tuple[str, ...] | None:
+        """The kinds of edge case the passing ``code`` fails in its hidden tests (in the
+        caller's queue place); None when no check is due or none could run."""
+        scoring = session.scoring
+        if scoring is None or not scoring.claim_edge_check(code.version):
+            return None
+        try:
+            hidden = await self.runner.run_tests(
+                code.source,
+                question.function_name,
+                question.hidden_tests,
+                language=runnable_language(code.language),
+                compare=question.compare,
+                tolerance=question.tolerance,
+                limits=self.limits,
+            )
+        except SandboxUnavailable:
+            return None
+        return failing_categories(question.hidden_tests, hidden)
+
     async def _report(self, session: LiveSession, code: Any, result: RunResult) -> LoggedEvent:
         logged = await session.log.append(
             CodeResult(
@@ -137,8 +187,6 @@ class CodeRunService:
                 ts=0,
             )
         )
-        if result.status == "passed":
-            await session.engine.code_passed()
         return logged
 
 

@@ -12,6 +12,11 @@ Contract:
 - With Claude configured, each candidate turn is also labelled by the Claude judge, at most
   one call in flight per session (turns said meanwhile are judged together next); its
   evidence goes through the same ledger.
+- Edge-case probes (coding): :meth:`edge_probe` takes the kinds of edge case a hidden-test
+  check of a passing version found failing (the check is :class:`CodeRunService`'s) and
+  returns the probe the interviewer should ask, or None; the evidence (the miss, then the
+  candidate's answer) goes through the same ledger (:mod:`scoring.edge_probes`). That state
+  lives on this owner only: a probe pending when the session changes owner is forgotten.
 - :meth:`finish` (after ``session.ended``): the hidden tests run on the final code (only counts
   reach the candidate), the final deltas are appended, the report is built (Claude writes
   the summary when configured, bounded in time; the ledger-built one otherwise or on
@@ -29,6 +34,7 @@ from typing import Any
 
 from protocol.messages import CandidateSaid, InterviewerDelta, ReportReady, SessionEvent
 from scoring.code_runner import RunLimits, SandboxUnavailable
+from scoring.edge_probes import EdgeProbes
 from scoring.judges.code import HiddenTestResult
 from scoring.scorer import SessionScorer
 from server.errors import MentaraError
@@ -37,6 +43,10 @@ from server.sessions.log import LoggedEvent, SessionLog
 from server.sessions.store import SessionStore
 
 log = logging.getLogger("mentara.scoring")
+
+#: Hidden-test checks of passing versions per session, for edge-case probes: each costs a
+#: code run, a scarce resource shared fairly between users.
+MAX_EDGE_CHECKS = 3
 
 #: Events waiting to be scored, per session. Scoring is pure and fast, so this only fills if
 #: the event loop is starved; past it, scoring for the session stops (logged) rather than
@@ -112,6 +122,8 @@ class LiveScoring:
         self._judging: asyncio.Task[None] | None = None
         self._judge_again = False
         self._judged_upto = 0
+        self.edge = EdgeProbes()
+        self.edge_checked: set[int] = set()  # versions whose hidden tests were claimed
         self.stopped = False
 
     def start(self) -> None:
@@ -145,13 +157,47 @@ class LiveScoring:
                 continue
             event = self._backlog.popleft()
             try:
-                await self._append(self.scorer.observe(event))
+                await self._append(self._score(event))
                 if isinstance(event, CandidateSaid) and self.judge is not None:
                     self._judge_soon()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("scoring failed on one event", extra={"session_id": self.session_id})
+
+    def _score(self, event: SessionEvent) -> list[Any]:
+        changes = self.scorer.observe(event)
+        self.edge, evidence = self.edge.observe(event)
+        if evidence:
+            changes += self.scorer.apply(evidence)
+        return changes
+
+    def claim_edge_check(self, version: int) -> bool:
+        """Whether a passing ``version`` should have its hidden tests checked for a probe
+        (not claimed yet, fewer than :data:`MAX_EDGE_CHECKS` so far, no probe pending);
+        True claims it, so a version is checked at most once even by concurrent runs."""
+        if (
+            self.stopped
+            or version in self.edge_checked
+            or len(self.edge_checked) >= MAX_EDGE_CHECKS
+            or self.edge.pending is not None
+        ):
+            return False
+        self.edge_checked.add(version)
+        return True
+
+    async def edge_probe(self, snapshot_seq: int, categories: tuple[str, ...]) -> str | None:
+        """Record a check of the snapshot ``snapshot_seq`` that failed in
+        ``categories``: the probe for the interviewer to ask next (None: nothing to ask),
+        after appending the miss's score delta. Call just before queueing the probe."""
+        if self.stopped:
+            return None
+        self.edge, probe, evidence = self.edge.found(
+            categories, snapshot_seq=snapshot_seq, after_seq=self.log.last_seq
+        )
+        if evidence:
+            await self._append(self.scorer.apply(evidence))
+        return probe
 
     async def _append(self, changes: list[Any]) -> None:
         for change in changes:
@@ -198,7 +244,7 @@ class LiveScoring:
         self._backlog.extend(self._folder.flush())
         while self._backlog:
             event = self._backlog.popleft()
-            await self._append(self.scorer.observe(event))
+            await self._append(self._score(event))
         if self._judging is not None:
             await asyncio.gather(self._judging, return_exceptions=True)
         self.stopped = True
