@@ -24,10 +24,10 @@ from protocol.messages import (
     SessionStart,
     SessionStarted,
 )
-from server.hub.history import History
 from server.hub.keys import session_keys
 from server.hub.lease import RELEASED, Leases
 from server.sessions.channel import Attachment, SessionChannel
+from server.sessions.history import History
 from server.sessions.log import LoggedEvent
 from server.sessions.store import SessionStore
 from tests.interview_support import read_until, turn_ended

@@ -95,3 +95,15 @@ def test_only_the_socket_layer_chooses_close_codes() -> None:
     for package in ("server/sessions", "server/hub", "server/interviewer", "server/judging"):
         for path in (ROOT / package).rglob("*.py"):
             assert "CloseCode" not in path.read_text(), path.relative_to(ROOT)
+
+
+def test_the_redis_layer_is_below_the_session_layer() -> None:
+    graph = module_graph(ROOT, PACKAGES)
+    upward = {
+        (module, dep)
+        for module, deps in graph.items()
+        if module.startswith("server.hub")
+        for dep in deps
+        if dep.startswith("server.sessions")
+    }
+    assert upward == set()

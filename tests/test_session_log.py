@@ -15,11 +15,11 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 
 from protocol.messages import CandidateSaid
-from server.hub.history import History
 from server.hub.keys import session_keys
 from server.hub.lease import Lease, Leases
 from server.sessions.channel import SessionChannel
 from server.sessions.event_writer import Records
+from server.sessions.history import History
 from server.sessions.log import SessionLog
 
 

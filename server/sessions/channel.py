@@ -27,7 +27,7 @@ from protocol.messages import Resumed, Snapshot
 from server import metrics
 from server.client_socket import ClientSocket
 from server.errors import FellBehind, HistoryLost, InvalidField
-from server.hub.history import History
+from server.sessions.history import History
 from server.sessions.logged_event import LoggedEvent
 
 log = logging.getLogger("mentara.channel")

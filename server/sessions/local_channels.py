@@ -28,10 +28,10 @@ from protocol.codec import JSON
 from protocol.messages import Error, Snapshot
 from server import metrics
 from server.client_socket import ClientSocket
-from server.hub.history import History
 from server.hub.keys import session_id_of_channel, session_keys
 from server.hub.pubsub import PubSubHub
 from server.sessions.channel import SessionChannel
+from server.sessions.history import History
 from server.sessions.logged_event import LoggedEvent, peek_seq
 
 __all__ = ["LocalChannels"]

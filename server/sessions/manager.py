@@ -41,7 +41,6 @@ from protocol.messages import (
 )
 from server.client_socket import ClientSocket, Endpoint
 from server.errors import Forbidden, MentaraError, NotFound, ServiceUnavailable
-from server.hub.history import History
 from server.hub.keys import worker_channel
 from server.hub.lease import RELEASED, Leases
 from server.hub.pubsub import PubSubHub
@@ -54,6 +53,7 @@ from server.sessions.channel import SessionChannel
 from server.sessions.code_runs import CodeRunService
 from server.sessions.erasure import SessionEraser
 from server.sessions.event_writer import EventWriter
+from server.sessions.history import History
 from server.sessions.live import LiveSession
 from server.sessions.local_channels import LocalChannels
 from server.sessions.log import LeaseLost, now_ms

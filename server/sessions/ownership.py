@@ -28,11 +28,11 @@ import redis.exceptions as redis_errors
 
 from server import metrics
 from server.errors import NotFound, ServiceUnavailable
-from server.hub.history import History
 from server.hub.keys import session_keys
 from server.hub.lease import RELEASED, Lease, Leases
 from server.sessions.assembly import SessionAssembly
 from server.sessions.event_writer import EventWriter
+from server.sessions.history import History
 from server.sessions.live import LiveSession, SessionEndedError
 from server.sessions.local_channels import LocalChannels
 from server.sessions.logged_event import now_ms
