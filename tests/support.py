@@ -65,6 +65,21 @@ async def drop_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def database_of_its_own(services: Services) -> AsyncIterator[Services]:
+    """This run's servers with a fresh, empty database (dropped afterwards), for a test
+    whose assertions cover every session in its database: a cluster-wide sweep, say, would
+    otherwise also find the rows other tests left in the run's shared database."""
+    name = f"mentara_own_{uuid.uuid4().hex[:12]}"
+    await create_database(services.database_url, name)
+    try:
+        yield Services(
+            with_database(services.database_url, name), services.redis_url, services.mode
+        )
+    finally:
+        await drop_database(services.database_url, name)
+
+
 def make_settings(services: Services, data_dir: Path, **overrides: object) -> Settings:
     base = Settings(
         database_url=services.database_url,
