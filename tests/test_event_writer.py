@@ -46,28 +46,37 @@ def event(session_id: str, seq: int) -> Records:
     return Records(events=(EventRow(session_id, seq, "interviewer.delta", 1, body),))
 
 
-async def test_lazy_records_gather_and_an_urgent_one_is_written_within_max_delay(
+async def test_lazy_records_gather_and_an_urgent_one_takes_them_along(
     store: SessionStore,
 ) -> None:
+    """Deadlines an hour away, so nothing is written before its time but by an urgent
+    record: whatever the machine's load, the lazy records are still gathering when the
+    urgent one comes, and its flush (the batch's only one) can be due to it alone."""
     session_id = await new_session(store)
-    writer = EventWriter(store, max_delay_s=0.02, lazy_delay_s=0.6)
+    writer = EventWriter(store, max_delay_s=0.02, lazy_delay_s=3600)
     writer.start()
-    loop = asyncio.get_running_loop()
     try:
         lazy = [await writer.submit(event(session_id, seq), urgent=False) for seq in (1, 2)]
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.05)
         assert not any(f.done() for f in lazy)  # still gathering: nobody waits for them
-        started = loop.time()
         urgent = await writer.submit(event(session_id, 3))
-        await asyncio.wait_for(urgent, 0.5)
-        assert loop.time() - started < 0.3
+        await asyncio.wait_for(urgent, 30)  # long before the lazy deadline
         assert all(f.done() for f in lazy)  # the urgent record took the lazy ones along
         assert writer.flushes == 1
         seqs = [e.seq for e in await store.events_after(session_id, 0)]
         assert seqs == [1, 2, 3]
+    finally:
+        await writer.close()
 
-        lone = await writer.submit(event(session_id, 4), urgent=False)
-        await asyncio.wait_for(lone, 2.0)  # written by the lazy deadline all the same
+
+async def test_a_lazy_record_alone_is_written_by_its_deadline(store: SessionStore) -> None:
+    session_id = await new_session(store)
+    writer = EventWriter(store, max_delay_s=3600, lazy_delay_s=0.05)
+    writer.start()
+    try:
+        lone = await writer.submit(event(session_id, 1), urgent=False)
+        await asyncio.wait_for(lone, 30)  # no urgent record, no close: the lazy deadline
+        assert writer.flushes == 1
     finally:
         await writer.close()
 
