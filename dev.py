@@ -16,6 +16,9 @@ Environment for ``test``:
                                            and Redis; local: it uses DATABASE_URL and REDIS_URL
                                            (default 127.0.0.1:5432 and 127.0.0.1:6379)
     MENTARA_SKIP_LINT=1                    skip ruff and mypy (CI runs them once, not per mode)
+    MENTARA_COVERAGE=1                     measure the coverage of protocol/ and scoring/ and
+                                           fail below the floors in pyproject.toml
+                                           ([tool.mentara.coverage-floors]; CI's first pass)
     MENTARA_CHROMIUM=/path/to/chromium     the browser the inspector's browser test drives
                                            (default: chromium on PATH; when there is none,
                                            ``test`` installs Debian's package if it runs as
@@ -30,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -158,8 +162,30 @@ def main(argv: list[str]) -> int:
     # Temporary folders (the embedded Postgres and Redis among them) under the checkout: a
     # test run elsewhere on the machine can then never prune this run's folders under /tmp.
     basetemp = ["--basetemp", str(ROOT / ".pytest-tmp")]
-    os.execve(PY, [str(PY), "-m", "pytest", *basetemp, *rest], env)
+    pytest = ["-m", "pytest", *basetemp, *rest]
+    if env.get("MENTARA_COVERAGE") == "1":
+        return _test_with_coverage(pytest, env)
+    os.execve(PY, [str(PY), *pytest], env)
     return 0  # not reached
+
+
+def _test_with_coverage(pytest: list[str], env: dict[str, str]) -> int:
+    """The suite under coverage.py (configured in pyproject.toml), then each package's share
+    of lines run checked against its floor in ``[tool.mentara.coverage-floors]``."""
+    coverage = [str(PY), "-m", "coverage"]
+    code = subprocess.run([*coverage, "run", *pytest], env=env).returncode
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    for package, floor in config["tool"]["mentara"]["coverage-floors"].items():
+        report = [*coverage, "report", f"--include={package}/*"]
+        total = subprocess.run([*report, "--format=total"], capture_output=True, text=True)
+        measured = float(total.stdout) if total.returncode == 0 else 0.0
+        below = measured < floor
+        verdict = "BELOW its floor" if below else "floor"
+        print(f"dev.py: coverage of {package}/: {measured}% of lines ({verdict} {floor}%)")
+        if below:
+            subprocess.run(report)  # the files and lines not run
+            code = code or 1
+    return code
 
 
 if __name__ == "__main__":
