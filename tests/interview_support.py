@@ -14,6 +14,7 @@ from protocol.messages import (
     InterviewerTurnEnd,
     ServerFrame,
     SessionEvent,
+    SessionStarted,
 )
 
 
@@ -45,6 +46,11 @@ def turn_ended(turn_count: int = 1) -> Callable[[ServerFrame], bool]:
 
 def events(frames: list[ServerFrame]) -> list[SessionEvent]:
     return [f for f in frames if isinstance(f, SessionEvent)]
+
+
+def started_id(frames: list[ServerFrame]) -> str:
+    """The session id that ``session.started`` among ``frames`` gave."""
+    return next(f for f in frames if isinstance(f, SessionStarted)).session_id
 
 
 def turn_texts(frames: list[ServerFrame]) -> dict[str, str]:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import uvicorn
+from starlette.applications import Starlette
 
 from server.app import create_app
 from server.asgi_server import bind_socket, uvicorn_config
@@ -98,7 +99,7 @@ class RunningServer:
     settings: Settings
     port: int
     server: uvicorn.Server
-    app: object = field(repr=False)
+    app: Starlette = field(repr=False)
 
     @property
     def http_url(self) -> str:

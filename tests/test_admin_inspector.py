@@ -135,7 +135,7 @@ async def test_inspector_lists_and_watches_a_live_session(
         await page.click("#use-token")
         row = page.locator(f'#session-rows tr[data-session-id="{session_id}"]')
         await expect(row.locator("td.status")).to_have_text("live", timeout=_TIMEOUT_MS)
-        worker = server.app.state.resources.sessions.worker_id  # type: ignore[attr-defined]
+        worker = server.app.state.resources.sessions.worker_id
         await expect(row.locator("td.owner")).to_contain_text(worker)
         await expect(row.locator("td.user")).to_have_text("cand")
         assert await page.evaluate("sessionStorage.getItem('mentara.admin.token')") == admin_token

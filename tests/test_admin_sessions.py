@@ -14,7 +14,7 @@ from protocol.messages import CandidateMessage, SessionEnd, SessionEnded, Sessio
 from server.admin_sessions import MAX_LIMIT, Cursor
 from server.config import Settings
 from server.http_admin import INSPECTOR_CSP
-from tests.interview_support import read_until, turn_ended
+from tests.interview_support import read_until, started_id, turn_ended
 from tests.support import RunningServer, running_server
 
 
@@ -34,7 +34,7 @@ async def start_session(server: RunningServer, user: str, *, end: bool = False) 
         ack = await c.request(SessionStart(id=new_id(), track="coding"))
         assert ack.seq == 1
         frames = await read_until(c, turn_ended(2))
-        session_id = frames[0].session_id  # type: ignore[union-attr]
+        session_id = started_id(frames)
         await c.request(CandidateMessage(id="m1", text="hello"))
         await read_until(c, turn_ended(1))
         if end:
@@ -93,7 +93,7 @@ async def test_lists_live_and_ended_sessions_newest_first(fast_server: RunningSe
         by_id = {s["id"]: s for s in listed["sessions"]}
 
         live = by_id[third]
-        worker = server.app.state.resources.sessions.worker_id  # type: ignore[attr-defined]
+        worker = server.app.state.resources.sessions.worker_id
         assert live["status"] == "live" and live["end_reason"] is None
         assert live["owner"]["worker"] == worker and live["owner"]["fence"] >= 1
         assert live["user_id"] == ann and live["track"] == "coding"

@@ -71,7 +71,7 @@ async def test_a_stalled_socket_is_closed_4003_and_resumes_without_loss(settings
                 ack = await phone.request(CodeUpdate(id=f"c{i}", language="python", source=source))
                 assert ack.seq is not None
             # The phone got every snapshot while the other socket was stuck.
-            versions = []
+            versions: list[int] = []
             while len(versions) < len(sources):
                 frame = await phone.recv()
                 if isinstance(frame, CodeSnapshot):

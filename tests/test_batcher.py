@@ -78,7 +78,7 @@ async def test_a_killed_connection_fails_its_calls_and_the_next_ones_succeed(
     client_id = await conn.read_response()
     admin = aioredis.from_url(services.redis_url)
     try:
-        assert await admin.execute_command("CLIENT", "KILL", "ID", client_id) == 1
+        assert await admin.client_kill_filter(_id=str(client_id)) == 1
     finally:
         await admin.aclose()
     outcomes: list[object] = []

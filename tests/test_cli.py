@@ -80,6 +80,7 @@ async def test_two_workers_share_one_redis_and_postgres(tmp_path: Path, services
         token = mentara("token", "--user", "carol", env=env)
         for _ in range(8):
             async with open_client(f"ws://127.0.0.1:{port}/v1/interview", token=token) as client:
+                assert client.welcome is not None
                 assert client.welcome.user_id == "carol"
         # Every scrape, whichever worker answers it, counts the sockets of both workers.
         async with httpx.AsyncClient() as http:

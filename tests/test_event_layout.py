@@ -5,6 +5,7 @@ event with its seq and ts."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 
@@ -41,15 +42,17 @@ async def test_the_append_script_stores_what_with_stamp_builds(
     assert raw.startswith(b'{"type":') and b',"seq":0,"ts":0,' in raw  # after the tag
     body = without_stamp(raw)
     assert b'"seq"' not in body
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.channel)
-    try:
+    async with contextlib.aclosing(redis.pubsub()) as pubsub:
+        await pubsub.subscribe(keys.channel)
         seq = await leases.append_script(
             keys=[keys.lease, keys.seq, keys.stream, keys.inputs],
             args=[lease.token, 1_700_000_000_123, body, 100, 60_000, keys.channel, ""],
         )
-        assert int(seq) == 42  # type: ignore[call-overload]
-        stored = (await redis.xrange(keys.stream))[0][1][b"e"]
+        assert int(seq) == 42
+        entries = await redis.xrange(keys.stream)
+        assert entries and entries[0][1] is not None
+        stored = entries[0][1][b"e"]
+        assert isinstance(stored, bytes)
         assert stored == with_stamp(42, 1_700_000_000_123, body)
         assert peek_seq(stored) == 42
         published = None
@@ -59,8 +62,6 @@ async def test_the_append_script_stores_what_with_stamp_builds(
                 published = message["data"]
                 break
         assert published == stored
-    finally:
-        await pubsub.aclose()
     back = LoggedEvent.from_json(stored).event
     assert back == msgspec.structs.replace(event, seq=42, ts=1_700_000_000_123)
 

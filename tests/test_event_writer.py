@@ -100,7 +100,9 @@ async def test_an_events_batch_written_again_stores_each_row_once(store: Session
     first = WriteBatch(events=[e for seq in (1, 2) for e in event(session_id, seq).events])
     await store.write_batch(first)
     again = WriteBatch(events=[e for seq in (1, 2, 3) for e in event(session_id, seq).events])
-    again.events[0] = (*again.events[0][:4], again.events[0][4].replace('"x"', '"changed"'))
+    again.events[0] = again.events[0]._replace(
+        body=again.events[0].body.replace('"x"', '"changed"')
+    )
     await store.write_batch(again)
     stored = await store.events_after(session_id, 0)
     assert [e.seq for e in stored] == [1, 2, 3]
@@ -109,7 +111,7 @@ async def test_an_events_batch_written_again_stores_each_row_once(store: Session
     # The same with side rows: the transaction fails whole, then goes again by INSERT.
     mixed = WriteBatch(
         events=[e for seq in (3, 4) for e in event(session_id, seq).events],
-        turns=[(session_id, "c1", "candidate", "hello", 4, None, None)],
+        turns=[TurnRow(session_id, "c1", "candidate", "hello", 4, None, None)],
     )
     await store.write_batch(mixed)
     assert [e.seq for e in await store.events_after(session_id, 0)] == [1, 2, 3, 4]

@@ -27,6 +27,7 @@ from protocol.messages import (
     SessionResume,
     SessionStart,
     SessionStarted,
+    Track,
 )
 from server.config import Settings
 from server.sessions.manager import SessionManager
@@ -51,12 +52,12 @@ def fast(settings: Settings, **limits: object) -> Settings:
 
 
 def manager_of(server: RunningServer) -> SessionManager:
-    manager = server.app.state.resources.sessions  # type: ignore[attr-defined]
+    manager = server.app.state.resources.sessions
     assert isinstance(manager, SessionManager)
     return manager
 
 
-async def start(client: InterviewClient, start_id: str, track: str = "behavioral") -> str:
+async def start(client: InterviewClient, start_id: str, track: Track = "behavioral") -> str:
     extra = {"question_id": "two-sum"} if track == "coding" else {}
     await client.request(SessionStart(id=start_id, track=track, **extra))
     frames = await read_until(client, lambda f: isinstance(f, SessionStarted))

@@ -39,6 +39,19 @@ def body(text: str) -> bytes:
     return raw.replace(b'"seq":0,"ts":0,', b"", 1)
 
 
+async def stream(redis: aioredis.Redis, key: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """XRANGE of a whole stream, as this suite's clients (no decode_responses) read it."""
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+    for entry_id, fields in await redis.xrange(key) or []:
+        assert isinstance(entry_id, bytes) and fields is not None
+        decoded: dict[bytes, bytes] = {}
+        for name, value in fields.items():
+            assert isinstance(name, bytes) and isinstance(value, bytes)
+            decoded[name] = value
+        entries.append((entry_id, decoded))
+    return entries
+
+
 async def append(leases: Leases, session_id: str, token: str, text: str) -> int:
     keys = session_keys(leases.prefix, session_id)
     seq = await leases.append_script(
@@ -67,8 +80,8 @@ async def test_one_owner_at_a_time_and_a_stale_owner_cannot_append(
     with pytest.raises(redis_errors.ResponseError, match="FENCED"):
         await append(a, "s1", lease_a.token, "stale")  # the stale owner is refused
     assert await append(b, "s1", lease_b.token, "z") == 3  # and seq goes on without a gap
-    stream = await redis.xrange(session_keys(prefix, "s1").stream)
-    assert [int(i.split(b"-")[0]) for i, _ in stream] == [1, 2, 3]
+    entries = await stream(redis, session_keys(prefix, "s1").stream)
+    assert [int(i.split(b"-")[0]) for i, _ in entries] == [1, 2, 3]
 
     # A hand-over: B releases, anyone may take it at once; the fence grows every time.
     await b.release(lease_b)
@@ -121,7 +134,7 @@ async def test_a_gap_on_the_live_channel_is_filled_from_history(
     assert lease is not None
     for text in ("a", "b", "c", "d"):
         await append(leases, "s3", lease.token, text)
-    entries = await redis.xrange(session_keys(prefix, "s3").stream)
+    entries = await stream(redis, session_keys(prefix, "s3").stream)
     published = [LoggedEvent.from_json(fields[b"e"]) for _, fields in entries]
 
     pool = await asyncpg.create_pool(services.database_url, min_size=1, max_size=2)

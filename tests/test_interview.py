@@ -34,6 +34,7 @@ from tests.interview_support import (
     assert_stored_from,
     events,
     read_until,
+    started_id,
     stored_turns,
     turn_ended,
     turn_texts,
@@ -213,7 +214,7 @@ async def test_interrupt_stores_exactly_what_was_delivered(settings: Settings) -
             reply = await read_until(c, turn_ended(1), timeout=20)
             assert any(isinstance(f, InterviewerTurnStart) for f in reply)
             await c.request(SessionEnd(id="end"))
-            session_id = events(frames)[0].session_id  # type: ignore[attr-defined]
+            session_id = started_id(frames)
         stored = await stored_turns(server.settings.database_url or "", session_id)
         by_id = {t["turn_id"]: t for t in stored}
         assert by_id[end.turn_id]["text"] == delivered
@@ -248,7 +249,7 @@ async def test_http_lists_the_callers_sessions(fast_server: RunningServer) -> No
         await c.request(CandidateMessage(id="m", text="Let me start with requirements."))
         await c.request(SessionEnd(id="e"))
         await read_until(c, lambda f: isinstance(f, SessionEnded))
-    session_id = events(frames)[0].session_id  # type: ignore[attr-defined]
+    session_id = started_id(frames)
     async with httpx.AsyncClient(base_url=server.http_url) as http:
         assert (await http.get("/v1/sessions")).status_code == 401
         mine = await http.get(
@@ -279,7 +280,7 @@ async def test_code_runs_against_visible_tests_and_hints_are_graded(
     async with open_client(server.ws_url(), token=server.token("coder")) as c:
         await c.request(SessionStart(id="s", track="coding", question_id="two-sum"))
         frames = await read_until(c, turn_ended(2))
-        catalog_question = server.app.state.resources.sessions.catalog.get("two-sum")  # type: ignore[attr-defined]
+        catalog_question = server.app.state.resources.sessions.catalog.get("two-sum")
         hints = catalog_question.script.hints
 
         # Stuck: the first hint, then the second; never the reference solution.

@@ -17,6 +17,7 @@ from protocol.messages import (
     CandidateMessage,
     Error,
     InterviewerTurnEnd,
+    ServerFrame,
     SessionEnd,
     SessionEnded,
     SessionStart,
@@ -53,7 +54,9 @@ async def claude(settings: Settings) -> AsyncIterator[tuple[FakeMessagesAPI, Run
             yield api, server
 
 
-async def start_interview(api: FakeMessagesAPI, c: InterviewClient) -> tuple[str, list[object]]:
+async def start_interview(
+    api: FakeMessagesAPI, c: InterviewClient
+) -> tuple[str, list[ServerFrame]]:
     api.reply(INTRO)
     api.reply(PRESENT)
     await c.request(SessionStart(id="start", track="coding"))
@@ -63,12 +66,12 @@ async def start_interview(api: FakeMessagesAPI, c: InterviewClient) -> tuple[str
     return started.session_id, frames
 
 
-async def say(c: InterviewClient, text: str, ref: str) -> list[object]:
+async def say(c: InterviewClient, text: str, ref: str) -> list[ServerFrame]:
     await c.request(CandidateMessage(id=ref, text=text))
     return await read_until(c, turn_ended(1))
 
 
-def last_turn(frames: list[object]) -> InterviewerTurnEnd:
+def last_turn(frames: list[ServerFrame]) -> InterviewerTurnEnd:
     return [f for f in frames if isinstance(f, InterviewerTurnEnd)][-1]
 
 

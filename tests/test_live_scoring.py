@@ -41,7 +41,7 @@ async def test_scores_move_with_evidence_and_the_report_follows_the_end(settings
             session_id = next(f for f in frames if isinstance(f, SessionStarted)).session_id
             reference = server.app.state.resources.sessions.catalog.get(
                 "two-sum"
-            ).source.reference_solution  # type: ignore[attr-defined]
+            ).source.reference_solution
 
             await c.request(
                 CandidateMessage(
@@ -123,7 +123,7 @@ async def test_scores_move_with_evidence_and_the_report_follows_the_end(settings
 async def test_twenty_concurrent_code_runs_are_answered_within_the_limits(
     server: RunningServer,
 ) -> None:
-    reference = server.app.state.resources.sessions.catalog.get("two-sum").source.reference_solution  # type: ignore[attr-defined]
+    reference = server.app.state.resources.sessions.catalog.get("two-sum").source.reference_solution
 
     async def one(n: int) -> CodeResult:
         async with open_client(

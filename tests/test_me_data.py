@@ -360,7 +360,7 @@ async def test_delete_reaches_a_socket_on_another_worker(fast: Settings) -> None
                 await c.send(SessionResume(id="r", session_id=session_id, last_seq=0))
                 reply = await c.recv()
                 assert isinstance(reply, Error) and reply.code == "not_found"
-        owner_a = a.app.state.resources.sessions  # type: ignore[attr-defined]
+        owner_a = a.app.state.resources.sessions
         assert session_id not in owner_a.owned
         assert (await export(http, b, user, later=True))["sessions"] == []
 
@@ -376,7 +376,7 @@ async def test_a_worker_that_does_not_confirm_blocks_the_deletion(server: Runnin
     DELETE answers 503 and deletes nothing; once it is gone, the repeat succeeds, with the
     same token (a failed deletion refuses no token)."""
     user = f"dave-{uuid.uuid4().hex[:6]}"
-    resources = server.app.state.resources  # type: ignore[attr-defined]
+    resources = server.app.state.resources
     resources.sessions.eraser.timeout_s = 0.5
     assert server.settings.redis_url
     silent = aioredis.from_url(server.settings.redis_url).pubsub()

@@ -18,6 +18,7 @@ from tests.interview_support import (
     assert_gap_free,
     events,
     read_until,
+    started_id,
     stored_turns,
     turn_ended,
     turn_texts,
@@ -36,7 +37,7 @@ async def test_a_restart_mid_turn_ends_the_turn_and_the_interview_goes_on(
         await c.request(SessionStart(id="s", track="coding"))
         seen = await read_until(c, lambda f: isinstance(f, InterviewerDelta))
         seen += await read_until(c, lambda f: isinstance(f, InterviewerDelta))
-        session_id = events(seen)[0].session_id  # type: ignore[attr-defined]
+        session_id = started_id(seen)
     # Leaving the block shuts the server down while the interviewer is mid-sentence.
     async with (
         running_server(slow.with_(offline_tokens_per_s=500.0)) as second,

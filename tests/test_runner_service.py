@@ -137,9 +137,9 @@ async def test_a_code_run_over_a_websocket_gets_its_result_from_the_runner(
     runner_server: RunningServer,
 ) -> None:
     server = runner_server
-    used = server.app.state.resources.sessions.runner.runner  # type: ignore[attr-defined]
+    used = server.app.state.resources.sessions.runner.runner
     assert isinstance(used, RemoteCodeRunner)
-    question = server.app.state.resources.sessions.catalog.get("two-sum")  # type: ignore[attr-defined]
+    question = server.app.state.resources.sessions.catalog.get("two-sum")
     async with open_client(server.ws_url(), token=server.token("remote-coder")) as c:
         await c.request(SessionStart(id="s", track="coding", question_id="two-sum"))
         await read_until(c, turn_ended(2))

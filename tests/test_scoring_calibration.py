@@ -20,7 +20,9 @@ from scoring.calibration import (
     load_calibration_sessions,
 )
 from scoring.calibration.agreement import OVERALL, score_calibration
-from scoring.code_runner import CodeRunner
+from scoring.code_runner import CodeRunner, TestCase
+from scoring.judges.code import HiddenTestResult
+from scoring.question_bank import CodingQuestion
 from scoring.rubric import rubric_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -75,9 +77,11 @@ def test_the_documented_figures_are_the_current_ones() -> None:
 
 async def test_stored_runs_and_hidden_counts_are_what_the_sandbox_gives() -> None:
     runner = CodeRunner(max_concurrent=4)
-    checks = []
+    Check = tuple[str, CodeResult | HiddenTestResult, str, tuple[TestCase, ...]]
+    checks: list[Check] = []
     for session in (*SESSIONS, *HELDOUT):
         question = session.question
+        assert isinstance(question, CodingQuestion)
         sources: dict[int, str] = {}
         for event in session.events:
             if isinstance(event, CodeSnapshot):
@@ -89,23 +93,24 @@ async def test_stored_runs_and_hidden_counts_are_what_the_sandbox_gives() -> Non
             (session.id, session.hidden, sources[session.hidden.version], question.hidden_tests)
         )
 
-    async def check(item: tuple[object, ...]) -> None:
+    async def check(item: Check) -> None:
         session_id, stored, source, tests = item
         session = next(s for s in (*SESSIONS, *HELDOUT) if s.id == session_id)
         q = session.question
+        assert isinstance(q, CodingQuestion)
         result = await runner.run_tests(
             source,
             q.function_name,
             tests,
             compare=q.compare,
-            tolerance=q.tolerance,  # type: ignore[arg-type]
+            tolerance=q.tolerance,
         )
         if isinstance(stored, CodeResult):
             assert stored.status == result.status, session_id
             assert [t.passed for t in stored.tests] == [t.passed for t in result.tests]
             assert [t.name for t in stored.tests] == [t.name for t in result.tests]
         else:
-            assert (stored.status, stored.passed, stored.total) == (  # type: ignore[attr-defined]
+            assert (stored.status, stored.passed, stored.total) == (
                 result.status,
                 result.passed_count,
                 len(result.tests),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.messages import Track
 from scoring.calibration import LEVELS, TRACK_DIRS, heldout_dir, load_calibration_sessions
 from scoring.calibration.agreement import OVERALL, score_calibration
 from scoring.rubric import rubric_for
@@ -17,7 +18,7 @@ from scoring.rubric import rubric_for
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACKS = ("system_design", "behavioral")
+TRACKS: tuple[Track, ...] = ("system_design", "behavioral")
 BANDS = {
     "strong": {"strong hire", "lean hire"},
     "middling": {"lean hire", "lean no hire"},
@@ -26,7 +27,7 @@ BANDS = {
 
 
 @pytest.mark.parametrize("track", TRACKS)
-def test_the_set_has_three_sessions_per_level_over_the_tracks_questions(track: str) -> None:
+def test_the_set_has_three_sessions_per_level_over_the_tracks_questions(track: Track) -> None:
     sessions = load_calibration_sessions(TRACK_DIRS[track])
     assert len(sessions) >= 9
     for level in LEVELS:
@@ -41,7 +42,7 @@ def test_the_set_has_three_sessions_per_level_over_the_tracks_questions(track: s
 
 @pytest.mark.parametrize("track", TRACKS)
 def test_the_offline_judge_orders_every_dimension_it_observes(
-    track: str, capsys: pytest.CaptureFixture[str]
+    track: Track, capsys: pytest.CaptureFixture[str]
 ) -> None:
     figures = score_calibration(load_calibration_sessions(TRACK_DIRS[track]))
     with capsys.disabled():
@@ -61,7 +62,7 @@ def test_the_offline_judge_orders_every_dimension_it_observes(
 
 
 @pytest.mark.parametrize("track", TRACKS)
-def test_the_held_out_sessions_are_ordered_overall(track: str) -> None:
+def test_the_held_out_sessions_are_ordered_overall(track: Track) -> None:
     heldout = score_calibration(load_calibration_sessions(heldout_dir(track)))
     assert {s.level for s in heldout.sessions} == set(LEVELS)
     overall = next(a for a in heldout.agreement if a.dimension == OVERALL)
@@ -69,7 +70,7 @@ def test_the_held_out_sessions_are_ordered_overall(track: str) -> None:
 
 
 @pytest.mark.parametrize("track", TRACKS)
-def test_the_documented_figures_are_the_current_ones(track: str) -> None:
+def test_the_documented_figures_are_the_current_ones(track: Track) -> None:
     doc = (ROOT / "docs" / "scoring.md").read_text(encoding="utf-8")
     for folder in (TRACK_DIRS[track], heldout_dir(track)):
         figures = score_calibration(load_calibration_sessions(folder))

@@ -8,7 +8,12 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.messages import InterviewerDelta, InterviewerTurnEnd, InterviewerTurnStart
+from protocol.messages import (
+    InterviewerDelta,
+    InterviewerTurnEnd,
+    InterviewerTurnStart,
+    SessionEvent,
+)
 from scoring.scorer import SessionScorer
 from server.sessions.scoring import DeltaFolder
 from tests.scoring_support import START_MS, SessionBuilder
@@ -29,7 +34,7 @@ def _split(text: str, cuts: list[int]) -> list[str]:
 
 
 @st.composite
-def sessions(draw: st.DrawFn) -> list:  # type: ignore[type-arg]
+def sessions(draw: st.DrawFn) -> list[SessionEvent]:
     """A session whose interviewer turns arrive as many deltas, sometimes with the candidate
     speaking (an interrupt) or code arriving between two deltas of one turn."""
     b = SessionBuilder()
@@ -55,7 +60,7 @@ def sessions(draw: st.DrawFn) -> list:  # type: ignore[type-arg]
 
 @settings(max_examples=60, deadline=None)
 @given(sessions())
-def test_folded_scoring_equals_scoring_every_event(events: list) -> None:  # type: ignore[type-arg]
+def test_folded_scoring_equals_scoring_every_event(events: list[SessionEvent]) -> None:
     every = SessionScorer(SessionBuilder().question)
     every_changes = [c for e in events for c in every.observe(e)]
 

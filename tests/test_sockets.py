@@ -7,16 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import websockets
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from protocol.client import ConnectionClosedByServer, InterviewClient, open_client
 from protocol.codec import JSON, JSON_SUBPROTOCOL, MSGPACK, MSGPACK_SUBPROTOCOL
 from protocol.errors import CloseCode, ErrorCode
-from protocol.messages import Ack, Auth, CandidateMessage, Error, Ping, Pong, SessionStart, Watch
+from protocol.messages import (
+    Ack,
+    Auth,
+    CandidateMessage,
+    Error,
+    Ping,
+    Pong,
+    SessionStart,
+    Watch,
+    Welcome,
+)
 from server.config import Settings
 from tests.support import RunningServer, running_server
 
@@ -38,30 +49,36 @@ def errors_in(frames: list[object]) -> list[ErrorCode]:
     return [ErrorCode(f.code) for f in frames if isinstance(f, Error)]
 
 
+#: Starts a server with some settings changed (``await custom_server(heartbeat_s=0.2)``).
+ServerFactory = Callable[..., Awaitable[RunningServer]]
+
+
 @pytest.fixture
-async def custom_server(settings: Settings) -> AsyncIterator[object]:
-    """A factory for servers with settings changed for one test."""
-    stack: list[object] = []
+async def custom_server(settings: Settings) -> AsyncIterator[ServerFactory]:
+    """A factory for servers with settings changed for one test; they stop after it, the
+    last started first."""
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(**changes: object) -> RunningServer:
-        cm = running_server(settings.with_(**changes))
-        running = await cm.__aenter__()
-        stack.append(cm)
-        return running
+        async def start(**changes: object) -> RunningServer:
+            return await stack.enter_async_context(running_server(settings.with_(**changes)))
 
-    yield start
-    for cm in reversed(stack):
-        await cm.__aexit__(None, None, None)  # type: ignore[attr-defined]
+        yield start
+
+
+def welcome_of(client: InterviewClient) -> Welcome:
+    assert client.welcome is not None, "connected without a welcome"
+    return client.welcome
 
 
 async def test_header_token_gets_welcome(server: RunningServer, subprotocol: str) -> None:
     async with open_client(
         server.ws_url(), token=server.token("alice"), subprotocol=subprotocol
     ) as c:
-        assert c.welcome.user_id == "alice"
-        assert c.welcome.protocol == 1
-        assert c.welcome.max_frame_bytes == server.settings.max_frame_bytes
-        assert c.welcome.heartbeat_s == server.settings.heartbeat_s
+        welcome = welcome_of(c)
+        assert welcome.user_id == "alice"
+        assert welcome.protocol == 1
+        assert welcome.max_frame_bytes == server.settings.max_frame_bytes
+        assert welcome.heartbeat_s == server.settings.heartbeat_s
         assert c.connection.subprotocol == subprotocol
         await c.send(Ping(id="p1"))
         pong = await c.recv(timeout=5)
@@ -72,14 +89,14 @@ async def test_auth_frame_gets_welcome_and_ack(server: RunningServer, subprotoco
     async with open_client(
         server.ws_url(), token=server.token("bob"), auth="frame", subprotocol=subprotocol
     ) as c:
-        assert c.welcome.user_id == "bob"
+        assert welcome_of(c).user_id == "bob"
 
 
 async def test_no_known_subprotocol_means_json(server: RunningServer, subprotocol: str) -> None:
     headers = {"Authorization": f"Bearer {server.token()}"}
     async with connect(
-        server.ws_url(), additional_headers=headers, subprotocols=["other.v9"]
-    ) as ws:  # type: ignore[list-item]
+        server.ws_url(), additional_headers=headers, subprotocols=[Subprotocol("other.v9")]
+    ) as ws:
         first = await asyncio.wait_for(ws.recv(), 5)
         assert isinstance(first, str)
         assert JSON.decode_server(first).__class__.__name__ == "Welcome"
@@ -92,8 +109,10 @@ async def test_first_listed_supported_subprotocol_wins(
     other = MSGPACK_SUBPROTOCOL if subprotocol == JSON_SUBPROTOCOL else JSON_SUBPROTOCOL
     headers = {"Authorization": f"Bearer {server.token()}"}
     async with connect(
-        server.ws_url(), additional_headers=headers, subprotocols=["x.unknown", subprotocol, other]
-    ) as ws:  # type: ignore[list-item]
+        server.ws_url(),
+        additional_headers=headers,
+        subprotocols=[Subprotocol(p) for p in ("x.unknown", subprotocol, other)],
+    ) as ws:
         assert ws.subprotocol == subprotocol
         first = await asyncio.wait_for(ws.recv(), 5)
         codec = JSON if subprotocol == JSON_SUBPROTOCOL else MSGPACK
@@ -132,7 +151,7 @@ async def test_expired_and_wrongly_signed_tokens_are_closed_4001(
             ]
 
 
-async def test_silent_socket_is_closed_4001(custom_server, subprotocol: str) -> None:  # type: ignore[no-untyped-def]
+async def test_silent_socket_is_closed_4001(custom_server: ServerFactory, subprotocol: str) -> None:
     server = await custom_server(auth_timeout_s=0.3)
     async with open_client(server.ws_url(), auth="none", subprotocol=subprotocol) as c:
         frames = await expect_close(c, CloseCode.UNAUTHENTICATED)
@@ -146,7 +165,9 @@ async def test_first_frame_must_be_auth(server: RunningServer, subprotocol: str)
         assert errors_in(frames) == [ErrorCode.UNAUTHORIZED]
 
 
-async def test_oversize_frame_is_closed_1009(custom_server, subprotocol: str) -> None:  # type: ignore[no-untyped-def]
+async def test_oversize_frame_is_closed_1009(
+    custom_server: ServerFactory, subprotocol: str
+) -> None:
     server = await custom_server(max_frame_bytes=4096)
     async with open_client(server.ws_url(), token=server.token(), subprotocol=subprotocol) as c:
         await c.send(CandidateMessage(id="big", text="x" * 5000))
@@ -223,7 +244,9 @@ def msgspec_unset() -> object:
     return msgspec.UNSET
 
 
-async def test_rate_limit_then_1008_for_persistent_abuse(custom_server, subprotocol: str) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_then_1008_for_persistent_abuse(
+    custom_server: ServerFactory, subprotocol: str
+) -> None:
     server = await custom_server(rate_limit_per_s=1.0, rate_limit_burst=5, rate_limit_strikes=10)
     async with open_client(server.ws_url(), token=server.token(), subprotocol=subprotocol) as c:
         for i in range(40):
@@ -240,8 +263,8 @@ async def test_rate_limit_then_1008_for_persistent_abuse(custom_server, subproto
 
 
 async def test_rate_limited_socket_recovers_when_it_slows_down(
-    custom_server, subprotocol: str
-) -> None:  # type: ignore[no-untyped-def]
+    custom_server: ServerFactory, subprotocol: str
+) -> None:
     server = await custom_server(rate_limit_per_s=20.0, rate_limit_burst=3, rate_limit_strikes=50)
     async with open_client(server.ws_url(), token=server.token(), subprotocol=subprotocol) as c:
         for i in range(5):
@@ -291,7 +314,7 @@ async def test_admin_socket_needs_admin_rights(server: RunningServer, subprotoco
     async with open_client(
         url, token=server.token("root", admin=True), subprotocol=subprotocol
     ) as c:
-        assert c.welcome.user_id == "root"
+        assert welcome_of(c).user_id == "root"
         await c.send(SessionStart(id="s1", track="coding"))
         reply = await c.recv(timeout=5)
         assert isinstance(reply, Error) and reply.code == "forbidden" and reply.ref == "s1"
@@ -301,12 +324,14 @@ async def test_admin_socket_needs_admin_rights(server: RunningServer, subprotoco
         assert not (isinstance(reply, Error) and reply.code == "forbidden")
 
 
-async def test_dead_peer_is_dropped_by_the_heartbeat(custom_server, subprotocol: str) -> None:  # type: ignore[no-untyped-def]
+async def test_dead_peer_is_dropped_by_the_heartbeat(
+    custom_server: ServerFactory, subprotocol: str
+) -> None:
     server = await custom_server(heartbeat_s=0.2)
     headers = {"Authorization": f"Bearer {server.token()}"}
     async with connect(
-        server.ws_url(), additional_headers=headers, subprotocols=[subprotocol]
-    ) as ws:  # type: ignore[list-item]
+        server.ws_url(), additional_headers=headers, subprotocols=[Subprotocol(subprotocol)]
+    ) as ws:
         await asyncio.wait_for(ws.recv(), 5)  # welcome
         # Stop reading: our pongs stop, as a vanished phone's would.
         ws.transport.pause_reading()
@@ -319,7 +344,9 @@ async def test_dead_peer_is_dropped_by_the_heartbeat(custom_server, subprotocol:
         assert "keepalive" in closed.value.rcvd.reason
 
 
-async def test_live_peer_survives_many_heartbeats(custom_server, subprotocol: str) -> None:  # type: ignore[no-untyped-def]
+async def test_live_peer_survives_many_heartbeats(
+    custom_server: ServerFactory, subprotocol: str
+) -> None:
     server = await custom_server(heartbeat_s=0.1)
     async with open_client(server.ws_url(), token=server.token(), subprotocol=subprotocol) as c:
         await asyncio.sleep(1.0)  # ~10 pings, each answered by the client library

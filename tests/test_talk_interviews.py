@@ -23,6 +23,7 @@ from protocol.messages import (
     SessionEvent,
     SessionStart,
     SessionStarted,
+    Track,
 )
 from server.config import Settings
 from tests.interview_support import assert_gap_free, read_until, turn_ended, turn_texts
@@ -52,7 +53,7 @@ ROLE_WORDS = ("your role", "your own part", "personally own")
 
 
 async def interview(
-    settings: Settings, track: str, question_id: str, answers: tuple[str, ...]
+    settings: Settings, track: Track, question_id: str, answers: tuple[str, ...]
 ) -> tuple[list[SessionEvent], dict[str, str], dict[str, object]]:
     fast = settings.with_(offline_tokens_per_s=800.0, coalesce_ms=5.0)
     async with running_server(fast) as server:
