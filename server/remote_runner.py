@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from scoring.code_runner import (
+    DEFAULT_LIMITS,
     SANDBOX_UNSAFE,
     CodeRunner,
     CompareMode,
@@ -42,7 +43,6 @@ from scoring.code_runner import (
 from server.config import ConfigError, Settings
 from server.errors import ServiceUnavailable
 from server.runner_wire import (
-    DEFAULT_LIMITS,
     MAX_REPLY_BYTES,
     MAX_REQUEST_BYTES,
     FrameTooLarge,

@@ -26,14 +26,13 @@ from typing import Final, Literal, Protocol, TypeAlias
 
 import msgspec
 
-from scoring.code_runner import CompareMode, RunLimits, RunResult, TestCase
+from scoring.code_runner import DEFAULT_LIMITS, CompareMode, RunLimits, RunResult, TestCase
 from scoring.code_runner import SandboxUnavailable as SandboxUnavailable
 
 MAX_HELLO_BYTES: Final = 1024
 MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 MAX_REPLY_BYTES: Final = 8 * 1024 * 1024
 _LENGTH: Final = struct.Struct(">I")
-DEFAULT_LIMITS: Final = RunLimits()
 
 
 class RunsTests(Protocol):

@@ -33,6 +33,8 @@ from scoring.code_runner import RunLimits, TestCase, detect_sandbox_support, run
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION_FILE = ROOT / "scoring" / "questions" / "two-sum.toml"
 FAST = RunLimits(cpu_seconds=2, wall_seconds=5)
+# Room for the leftovers to start at all (the default process limit stops them first).
+ROOMY = RunLimits(cpu_seconds=2, wall_seconds=5, max_processes=16)
 ONE = [TestCase(name="one", args=(1,), expected=2)]
 
 
@@ -94,19 +96,27 @@ def _snoop_js(paths: list[str]) -> str:
 def _leaver_python(marker: str) -> str:
     """Candidate code that leaves two processes behind: a ``setsid`` sleeper, and a full
     interpreter (``execv`` of the runtime) whose main thread exits by a raw syscall while
-    another thread sleeps."""
+    another thread sleeps. Each leftover proves it runs by creating a file in the run's
+    ``/tmp`` (the survivor only after its main thread is gone); the function returns
+    ``x + 1`` only once both files are there, so a leftover that never started fails the
+    test instead of passing it."""
+    sleeper = f"import time; open('/tmp/{marker}-sleeper', 'w').close(); time.sleep(60)"
     survivor = (
-        "import ctypes, threading, time; "
-        "threading.Thread(target=time.sleep, args=(60,)).start(); "
-        "ctypes.CDLL(None).syscall(60, 0)"
+        "import ctypes, threading, time\n"
+        "def live():\n"
+        "    time.sleep(0.3)\n"
+        f"    open('/tmp/{marker}-survivor', 'w').close()\n"
+        "    time.sleep(60)\n"
+        "threading.Thread(target=live).start()\n"
+        "ctypes.CDLL(None).syscall(60, 0)\n"
     )
     return textwrap.dedent(
         f"""
-        import os, sys
+        import os, sys, time
 
         def f(x):
             for argv in (
-                [sys.executable, "-c", "import time; time.sleep(60)", "{marker}"],
+                [sys.executable, "-c", {sleeper!r}, "{marker}"],
                 [sys.executable, "-c", {survivor!r}, "{marker}"],
             ):
                 if os.fork() == 0:
@@ -114,7 +124,13 @@ def _leaver_python(marker: str) -> str:
                     if os.fork() == 0:
                         os.execv(argv[0], argv)
                     os._exit(0)
-            return x + 1
+            wanted = {{"{marker}-sleeper", "{marker}-survivor"}}
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                if wanted <= set(os.listdir("/tmp")):
+                    return x + 1
+                time.sleep(0.05)
+            return sorted(set(os.listdir("/tmp")) & wanted)
         """
     )
 
@@ -122,12 +138,15 @@ def _leaver_python(marker: str) -> str:
 def _leaver_js(marker: str) -> str:
     return textwrap.dedent(
         f"""
+        const fs = require("fs");
         const {{ spawn }} = require("child_process");
         function f(x) {{
-          const child = spawn("/bin/sh", ["-c", "sleep 60; echo {marker}"],
+          const child = spawn("/bin/sh", ["-c", "touch /tmp/{marker}; sleep 60; echo {marker}"],
                               {{ detached: true, stdio: "ignore" }});
           child.unref();
-          return x + 1;
+          const nap = new Int32Array(new SharedArrayBuffer(4));
+          for (let i = 0; i < 60 && !fs.existsSync("/tmp/{marker}"); i++) Atomics.wait(nap, 0, 0, 50);
+          return fs.existsSync("/tmp/{marker}") ? x + 1 : "the leftover never started";
         }}
         """
     )
@@ -159,7 +178,7 @@ async def test_a_run_reads_no_secret_of_the_server(
 async def test_no_process_of_a_run_outlives_it(language: str) -> None:
     marker = f"mentara-leftover-{secrets.token_hex(6)}"
     code = _leaver_python(marker) if language == "python" else _leaver_js(marker)
-    result = await run_tests(code, "f", ONE, language=language, limits=FAST)
+    result = await run_tests(code, "f", ONE, language=language, limits=ROOMY)
     assert result.status == "passed", result
     await asyncio.sleep(1.0)
     assert _ps_lines(marker) == [], "processes outlived their run"
@@ -205,7 +224,7 @@ from scoring.code_runner import RunLimits, TestCase, run_tests, detect_sandbox_s
 
 async def main():
     support = await detect_sandbox_support()
-    limits = RunLimits(cpu_seconds=2, wall_seconds=5)
+    limits = RunLimits(cpu_seconds=2, wall_seconds=5, max_processes=16)
     runs = json.loads(sys.stdin.read())  # [[code, language, test name, args, expected], ...]
     results = await asyncio.gather(*(
         run_tests(code, "f", [TestCase(name=name, args=tuple(args), expected=expected)],

@@ -218,7 +218,7 @@ class SessionLog:
             return logged
 
     async def _append_in_redis(self, ts: int, body: bytes, input_id: str) -> int:
-        retrying = Retrying(REDIS_BACKOFF, give_up_after_s=self.redis_retry_s)
+        retrying: Retrying | None = None  # made on the first failure: nothing per append
         while True:
             token_used = self.token
             try:
@@ -247,6 +247,8 @@ class SessionLog:
                 log.warning("lease of %s re-taken after Redis lost it", self.session_id)
                 self.lease = lease
             except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+                if retrying is None:
+                    retrying = Retrying(REDIS_BACKOFF, give_up_after_s=self.redis_retry_s)
                 delay = retrying.next_delay()
                 if delay is None:
                     raise
