@@ -36,7 +36,9 @@ from server.http_sessions import SESSION_ROUTES
 from server.http_webhooks import WEBHOOK_ROUTES
 from server.interviewer.engine import EngineConfig
 from server.interviewer.factory import make_provider
+from server.plans import PlanRules
 from server.push import OutboxDrainer, WebhookPushSender
+from server.quota import Quota
 from server.remote_runner import make_code_runner
 from server.resources import Resources
 from server.sessions.catalog import Catalog
@@ -125,6 +127,14 @@ def create_app(settings: Settings) -> Starlette:
             app.state.sandbox_state = sandbox.state
         else:
             app.state.sandbox_state = "runner"  # isolated by the runner service
+        quota = Quota(
+            pool,
+            PlanRules(
+                entitlement=settings.paid_entitlement,
+                free_limit=settings.free_interviews_per_month,
+                paid_limit=settings.paid_interviews_per_month,
+            ),
+        )
         sessions = SessionManager(
             store=store,
             writer=writer,
@@ -132,6 +142,7 @@ def create_app(settings: Settings) -> Starlette:
             catalog=catalog,
             runner=code_runs,
             limits=limits,
+            quota=quota,
             token_revoked=lambda sock: erasures.check(sock.principal),
             redis=redis,
             prefix=settings.redis_prefix,
@@ -158,7 +169,7 @@ def create_app(settings: Settings) -> Starlette:
         drainer = OutboxDrainer(pool, push_sender) if push_sender else None
         if drainer is not None:
             drainer.start()
-        app.state.resources = Resources(settings, verifier, pool, redis, store, sessions)
+        app.state.resources = Resources(settings, verifier, pool, redis, store, sessions, quota)
         app.state.gateway = sessions
         # Everything loaded so far (modules, the question bank, the app) lives as long as the
         # worker: move it out of the cycle collector's reach, so a full collection (a pause

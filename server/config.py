@@ -225,6 +225,24 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "",
         "The `Authorization` header value RevenueCat sends to `POST /v1/webhooks/revenuecat`. Unset: the webhook answers 503.",
     ),
+    EnvVar(
+        "MENTARA_PAID_ENTITLEMENT",
+        "pro",
+        "The RevenueCat entitlement id that grants the paid plan (while its `expiration_at_ms`"
+        " is in the future).",
+    ),
+    EnvVar(
+        "MENTARA_FREE_INTERVIEWS_PER_MONTH",
+        "3",
+        "Interviews a user on the free plan may start per calendar month (UTC); another"
+        " `session.start`: `quota_exceeded`.",
+    ),
+    EnvVar(
+        "MENTARA_PAID_INTERVIEWS_PER_MONTH",
+        "unlimited",
+        "Interviews a user on the paid plan may start per calendar month (UTC): `unlimited`,"
+        " or a number as a fair-use cap.",
+    ),
     EnvVar("MENTARA_LOG_LEVEL", "info", "Log level: debug, info, warning, error."),
     EnvVar("MENTARA_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
     EnvVar(
@@ -295,6 +313,9 @@ class Settings:
     report_retry_s: float = 180.0
     push_webhook_url: str | None = None
     revenuecat_webhook_secret: str | None = None
+    paid_entitlement: str = "pro"
+    free_interviews_per_month: int = 3
+    paid_interviews_per_month: int | None = None  # None: unlimited
     log_level: str = "info"
     log_format: str = "text"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -409,9 +430,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         report_retry_s=max(1.0, _number(env, "MENTARA_REPORT_RETRY_S", 180.0)),
         push_webhook_url=_get(env, "MENTARA_PUSH_WEBHOOK_URL"),
         revenuecat_webhook_secret=_get(env, "MENTARA_REVENUECAT_WEBHOOK_SECRET"),
+        paid_entitlement=_get(env, "MENTARA_PAID_ENTITLEMENT") or "pro",
+        free_interviews_per_month=int(_number(env, "MENTARA_FREE_INTERVIEWS_PER_MONTH", 3, int)),
+        paid_interviews_per_month=_cap(env, "MENTARA_PAID_INTERVIEWS_PER_MONTH"),
         log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),
         log_format=log_format,
     )
+
+
+def _cap(env: Mapping[str, str], name: str) -> int | None:
+    """A per-period cap: ``unlimited`` (or unset) is None, else a number."""
+    raw = _get(env, name)
+    if raw is None or raw.lower() == "unlimited":
+        return None
+    return int(_number(env, name, 0, int))
 
 
 def _runner(env: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from server.auth import TokenVerifier
 from server.config import Settings
+from server.quota import Quota
 from server.sessions.manager import SessionManager
 from server.sessions.store import SessionStore
 
@@ -27,3 +28,4 @@ class Resources:
     redis: aioredis.Redis
     store: SessionStore
     sessions: SessionManager
+    quota: Quota

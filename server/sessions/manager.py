@@ -19,7 +19,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
@@ -62,6 +62,9 @@ from server.sessions.snapshots import build_snapshot
 from server.sessions.store import SessionRow, SessionStore
 from server.sessions.user_limits import UserLimits
 
+if TYPE_CHECKING:
+    from server.quota import Quota
+
 __all__ = ["NotAttached", "SessionConfig", "SessionManager"]
 
 log = logging.getLogger("mentara.sessions")
@@ -99,6 +102,7 @@ class SessionManager:
         judge: Any | None = None,
         summary_writer: Any | None = None,
         limits: UserLimits | None = None,
+        quota: Quota | None = None,
         token_revoked: Callable[[ClientSocket], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
@@ -112,6 +116,7 @@ class SessionManager:
         self.judge = judge  # the Claude judge when configured; None: the offline heuristics
         self.summary_writer = summary_writer
         self.limits = limits  # per-user live sessions and starts, across workers
+        self.quota = quota  # interviews per plan and period (None: no quota)
         # Raises Unauthorized when the socket's token predates its user's erasure.
         self.token_revoked = token_revoked
         self.worker_id = uuid.uuid4().hex[:12]
@@ -274,6 +279,7 @@ class SessionManager:
                 question_id=question.id,
                 start_input_id=frame.id,
                 deadline_ts=deadline_ts,
+                admit=self._admit(sock.user_id),
             )
         except BaseException:
             self._spawn(self._not_live(sock.user_id, session_id))
@@ -308,6 +314,17 @@ class SessionManager:
         sock.ack(frame.id, first.seq)
         session.arm_deadline()
         session.engine.start(introduce=True)
+
+    def _admit(self, user_id: str) -> Callable[[Any], Awaitable[None]] | None:
+        """The quota's check-and-count, run where the session row is created (atomic)."""
+        quota = self.quota
+        if quota is None:
+            return None
+
+        async def admit(conn: Any) -> None:
+            await quota.admit(conn, user_id)
+
+        return admit
 
     async def _not_live(self, user_id: str, session_id: str) -> None:
         """The session no longer counts against its user's live sessions."""
