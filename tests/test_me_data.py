@@ -57,7 +57,14 @@ SESSION_TABLES = (
     "code_snapshots",
     "reports",
 )
-USER_TABLES = ("push_tokens", "push_outbox", "subscriptions", "subscription_events")
+USER_TABLES = (
+    "push_tokens",
+    "push_outbox",
+    "subscriptions",
+    "subscription_events",
+    "interview_usage",
+    "quota_grants",
+)
 
 
 @pytest.fixture
@@ -197,6 +204,10 @@ async def test_export_has_everything_of_the_caller_and_nothing_of_anyone_else(
     assert data["subscription"]["status"] == "active"
     assert data["subscription"]["entitlement_ids"] == ["pro"]
     assert [e["type"] for e in data["subscription_events"]] == ["INITIAL_PURCHASE"]
+    [usage] = data["interview_usage"]
+    assert (usage["used"], usage["granted"]) == (1, 0) and data["quota_grants"] == []
+    [track] = data["progress"]["tracks"]
+    assert track["overall"][0]["session_id"] == alice_session
 
     [session] = data["sessions"]
     assert session["id"] == alice_session
@@ -256,6 +267,12 @@ async def test_delete_ends_live_sockets_and_erases_everything(
     async with httpx.AsyncClient(base_url=server.http_url) as http:
         await http.post("/v1/me/push-tokens", json={"token": "t1"}, headers=bearer(server, alice))
         await rc_event(http, alice)
+        grant = await http.post(
+            f"/v1/admin/users/{alice}/grants",
+            json={"interviews": 1, "reason": "to be erased"},
+            headers={"Authorization": f"Bearer {server.token('ops', admin=True)}"},
+        )
+        assert grant.status_code == 200, grant.text
         async with (
             open_client(server.ws_url(), token=server.token(alice)) as live,
             open_client(server.ws_url(), token=server.token(alice)) as reader,
