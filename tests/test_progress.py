@@ -194,7 +194,7 @@ async def test_progress_follows_the_stored_reports(server: RunningServer) -> Non
         assert since["sessions"] == 3
         for index, entry in enumerate(since["dimensions"]):
             assert entry["name"] == DIMENSIONS[index]
-            before = [float(s[index]) for s in SCORES[-3:] if s[index] is not None]
+            before = [v for v in (s[index] for s in SCORES[-3:]) if v is not None]
             assert entry["previous_scores"] == before
             assert entry["previous_mean"] == mean(before)
             if entry["score"] is not None:
