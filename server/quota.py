@@ -130,13 +130,19 @@ class Quota:
             limit,
         )
         if used is None:
-            raise QuotaExceeded(self._refusal(state, period, limit))
+            granted = await conn.fetchval(
+                "SELECT granted FROM interview_usage WHERE user_id = $1 AND period_start = $2",
+                user_id,
+                period.start,
+            )
+            raise QuotaExceeded(self._refusal(state, period, limit, int(granted or 0)))
 
-    def _refusal(self, state: PlanState, period: Period, limit: int | None) -> str:
+    def _refusal(self, state: PlanState, period: Period, limit: int | None, granted: int) -> str:
         resets = period.to_json()["resets_at"]
+        allowance = f"{limit}" + (f" (and {granted} granted)" if granted else "")
         if state.plan == "free":
             return (
-                f"you have used the {limit} interviews of the free plan this month; the quota"
+                f"you have used the {allowance} interviews of the free plan this month; the quota"
                 f" resets at {resets}; the paid plan (entitlement {self.rules.entitlement!r})"
                 f" lifts it"
                 + (
@@ -146,7 +152,7 @@ class Quota:
                 )
             )
         return (
-            f"you have used the {limit} interviews of the paid plan this month (fair use);"
+            f"you have used the {allowance} interviews of the paid plan this month (fair use);"
             f" the quota resets at {resets}"
         )
 
