@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from protocol.storable import is_storable
 from server import admin_sessions
 from server.errors import InvalidField, NotFound
 from server.http_auth import authenticate_admin
@@ -85,8 +86,11 @@ async def grant_interviews(request: Request) -> Response:
     has them."""
     admin = await authenticate_admin(request)
     user_id = request.path_params["user_id"]
-    if not 1 <= len(user_id) <= _MAX_USER_ID:
-        raise InvalidField("the user id must be 1 to 256 characters", field="user_id")
+    if not 1 <= len(user_id) <= _MAX_USER_ID or not is_storable(user_id):
+        raise InvalidField(
+            "the user id must be 1 to 256 characters, none of them U+0000 or a lone surrogate",
+            field="user_id",
+        )
     raw = await read_body(request, 4096)
     try:
         body = msgspec.json.decode(raw, type=Grant)
@@ -99,8 +103,11 @@ async def grant_interviews(request: Request) -> Response:
         ) from None
     if not 1 <= body.interviews <= MAX_GRANT:
         raise InvalidField(f"interviews must be 1 to {MAX_GRANT}", field="interviews")
-    if len(body.reason) > 500 or "\x00" in body.reason:
-        raise InvalidField("reason must be at most 500 characters", field="reason")
+    if len(body.reason) > 500 or not is_storable(body.reason):
+        raise InvalidField(
+            "reason must be at most 500 characters, none of them U+0000 or a lone surrogate",
+            field="reason",
+        )
     resources: Resources = request.app.state.resources
     usage = await resources.quota.grant(
         user_id, body.interviews, by=admin.user_id, reason=body.reason

@@ -26,6 +26,7 @@ import enum
 import asyncpg
 import msgspec
 
+from protocol.storable import is_storable
 from server.errors import InvalidField
 
 #: What each event type says about the subscription; types not listed change nothing.
@@ -109,10 +110,13 @@ def parse_webhook(raw: bytes) -> RevenueCatEvent:
     for name in ("transferred_from", "transferred_to"):
         ids = getattr(event, name)
         if ids is not None and (
-            len(ids) > _MAX_ENTITLEMENTS or any(not 1 <= len(i) <= _MAX_ID for i in ids)
+            len(ids) > _MAX_ENTITLEMENTS
+            or any(not 1 <= len(i) <= _MAX_ID or not is_storable(i) for i in ids)
         ):
             raise InvalidField(f"too many or bad user ids in event.{name}", field=f"event.{name}")
-    if event.cancel_reason is not None and len(event.cancel_reason) > 64:
+    if event.cancel_reason is not None and (
+        len(event.cancel_reason) > 64 or not is_storable(event.cancel_reason)
+    ):
         raise InvalidField("event.cancel_reason is too long", field="event.cancel_reason")
     entitlements = entitlement_ids(event)
     if len(entitlements) > _MAX_ENTITLEMENTS or any(len(e) > _MAX_ID for e in entitlements):

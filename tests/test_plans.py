@@ -163,6 +163,13 @@ async def test_a_transfer_moves_the_entitlement_to_the_new_user(
         None, "TRANSFER", event_timestamp_ms=t0 + 1000, transferred_from=[old],
         transferred_to=[new], entitlement_ids=["pro"],
     )  # fmt: skip
+    for bad in ({"transferred_to": ["x\u0000"]}, {"transferred_from": ["y" * 300]}):
+        response = await http.post(
+            "/v1/webhooks/revenuecat",
+            json={"api_version": "1.0", "event": {**transfer["event"], **bad}},
+            headers={"Authorization": RC_SECRET},
+        )
+        assert response.status_code == 400 and "transferred" in response.text, response.text
     assert await post_rc(http, transfer) == "applied"
     assert await post_rc(http, transfer) == "duplicate"
     before, after = await me(http, old), await me(http, new)
@@ -223,6 +230,17 @@ async def test_a_paid_fair_use_cap_and_an_admin_grant(plans: Settings) -> None:
         for bad in ({"interviews": 0}, {"interviews": 5000}, {"interviews": "2"}, {"x": 1}):
             response = await http.post(url, json=bad, headers=as_admin)
             assert response.status_code == 400, bad
+            assert response.json()["error"]["code"] == "invalid_field"
+        hostile = [
+            (url, b'{"interviews": 1, "reason": "\\u0000"}'),
+            (url, b'{"interviews": 1, "reason": "\\ud800"}'),
+            (url, b"not json"),
+            ("/v1/admin/users/%00/grants", b'{"interviews": 1}'),
+            (f"/v1/admin/users/{'u' * 300}/grants", b'{"interviews": 1}'),
+        ]
+        for where, raw in hostile:
+            response = await http.post(where, content=raw, headers=as_admin)
+            assert response.status_code == 400, (where, raw, response.text)
             assert response.json()["error"]["code"] == "invalid_field"
         granted = await http.post(url, json=body, headers=as_admin)
         assert granted.status_code == 200, granted.text
