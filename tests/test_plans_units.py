@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scoring.progress import PastReport, build_progress, since_previous, trend
+from server.config import ConfigError, load_settings
 from server.plans import PlanRules, period_of, plan_of
 
 NOW = dt.datetime(2026, 12, 3, 18, 0, tzinfo=dt.UTC)
@@ -176,3 +177,29 @@ def test_since_previous_uses_the_last_three_reports_of_the_track() -> None:
             }
         ],
     }
+
+
+def test_plan_settings_from_the_environment() -> None:
+    defaults = load_settings({})
+    assert (defaults.paid_entitlement, defaults.free_interviews_per_month) == ("pro", 3)
+    assert defaults.paid_interviews_per_month is None  # unlimited
+    custom = load_settings(
+        {
+            "MENTARA_PAID_ENTITLEMENT": "premium",
+            "MENTARA_FREE_INTERVIEWS_PER_MONTH": "0",
+            "MENTARA_PAID_INTERVIEWS_PER_MONTH": "40",
+        }
+    )
+    assert (custom.paid_entitlement, custom.free_interviews_per_month) == ("premium", 0)
+    assert custom.paid_interviews_per_month == 40
+    assert (
+        load_settings({"MENTARA_PAID_INTERVIEWS_PER_MONTH": "Unlimited"}).paid_interviews_per_month
+        is None
+    )
+    for name, value in [
+        ("MENTARA_PAID_INTERVIEWS_PER_MONTH", "lots"),
+        ("MENTARA_PAID_INTERVIEWS_PER_MONTH", "-1"),
+        ("MENTARA_FREE_INTERVIEWS_PER_MONTH", "three"),
+    ]:
+        with pytest.raises(ConfigError, match=name):
+            load_settings({name: value})
