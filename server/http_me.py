@@ -77,7 +77,16 @@ async def get_progress(request: Request) -> Response:
     (``server.progress``)."""
     principal = await authenticate(request)
     resources: Resources = request.app.state.resources
-    return JSONResponse(await progress(resources.pool, principal.user_id), headers=_NO_STORE)
+    catalog = resources.sessions.catalog
+
+    def title(question_id: str) -> str | None:
+        try:
+            return str(catalog.get(question_id).public.title)
+        except KeyError:
+            return None
+
+    body = await progress(resources.pool, principal.user_id, title)
+    return JSONResponse(body, headers=_NO_STORE)
 
 
 async def export_me(request: Request) -> Response:

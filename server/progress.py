@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -51,9 +52,16 @@ async def user_reports(pool: asyncpg.Pool, user_id: str) -> list[PastReport]:
     return _past(records)
 
 
-async def progress(pool: asyncpg.Pool, user_id: str) -> dict[str, Any]:
-    """``GET /v1/me/progress``'s body: :func:`scoring.progress.build_progress` with the user."""
-    return {"user_id": user_id, **build_progress(await user_reports(pool, user_id))}
+async def progress(
+    pool: asyncpg.Pool, user_id: str, title: Callable[[str], str | None] | None = None
+) -> dict[str, Any]:
+    """``GET /v1/me/progress``'s body: :func:`scoring.progress.build_progress` with the user
+    and ``questions``, the title of each question the reports name (``title`` gives it, None
+    for one no longer in the bank)."""
+    reports = await user_reports(pool, user_id)
+    ids = sorted({r.question_id for r in reports if r.question_id is not None})
+    questions = {q: title(q) if title is not None else None for q in ids}
+    return {"user_id": user_id, **build_progress(reports), "questions": questions}
 
 
 async def previous_reports(

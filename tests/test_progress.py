@@ -202,6 +202,14 @@ async def test_progress_follows_the_stored_reports(server: RunningServer) -> Non
 
         again = await get_progress(http, bearer(server, user))
         assert again["sessions"] == len(SCORES) + 1
+        real_question = new_body["question_id"]
+        assert again["questions"] == {
+            **{f"q{i}": None for i in range(len(SCORES))},  # not in the bank
+            real_question: server.app.state.resources.sessions.catalog.get(
+                real_question
+            ).public.title,
+        }
+        assert isinstance(again["questions"][real_question], str)
         assert again["tracks"][0]["overall"][-1]["session_id"] == new_id
 
         # The export carries the same progress.
@@ -222,6 +230,11 @@ async def test_progress_follows_the_stored_reports(server: RunningServer) -> Non
         # Erasure: nothing left to show, and the other user's progress is untouched.
         assert (await http.delete("/v1/me", headers=bearer(server, user))).status_code == 204
         later = {"Authorization": f"Bearer {later_token(user)}"}
-        assert await get_progress(http, later) == {"user_id": user, "sessions": 0, "tracks": []}
+        assert await get_progress(http, later) == {
+            "user_id": user,
+            "sessions": 0,
+            "tracks": [],
+            "questions": {},
+        }
         theirs = await get_progress(http, bearer(server, other))
         assert theirs["sessions"] == 1
