@@ -27,7 +27,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Postgres URL. Unset: an embedded Postgres under MENTARA_DATA_DIR.",
     ),
     EnvVar(
-        "REDIS_URL", "(embedded)", "Redis URL. Unset: an embedded Redis under MENTARA_DATA_DIR."
+        "REDIS_URL",
+        "(embedded)",
+        "Redis URL. Unset: an embedded Redis under MENTARA_DATA_DIR. redis+cluster://host:port,host:port,... (or rediss+cluster://): a Redis Cluster (7.0 or later), started from any node named; sharded pub/sub (docs/scale-out.md).",
     ),
     EnvVar(
         "MENTARA_DATA_DIR",

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
 from server.hub.keys import session_keys
+from server.hub.redis_client import RedisClient
 from server.sessions.logged_event import LoggedEvent
 from server.sessions.store import SessionStore
 
@@ -22,7 +21,7 @@ _PG_RETRIES = 20  # the write-behind lag is ~10 ms; wait up to ~1 s for Postgres
 
 
 class History:
-    def __init__(self, redis: aioredis.Redis, store: SessionStore, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, store: SessionStore, prefix: str) -> None:
         self.redis = redis
         self.store = store
         self.prefix = prefix
