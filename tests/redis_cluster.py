@@ -121,11 +121,12 @@ class RedisClusterHandle:
         self.wait_master(replica, timeout_s=timeout_s)
 
     def wait_master(self, node: ClusterNode, *, timeout_s: float = 30.0) -> None:
-        """Wait until ``node`` is a master and the cluster is ok on every live node."""
+        """Wait until ``node`` is a master, every live node says so, and the cluster is ok
+        on every live node."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with contextlib.suppress(redis.RedisError, OSError):
-                if self.role_of(node) == "master" and self._all_ok():
+                if self.role_of(node) == "master" and self._all_ok() and self._agree(node):
                     return
             time.sleep(0.05)
         raise ClusterStartError(f"{node.address} did not become a master in {timeout_s}s")
@@ -171,6 +172,17 @@ class RedisClusterHandle:
 
     def _by_port(self, port: int) -> ClusterNode:
         return next(n for n in self.nodes if n.port == port)
+
+    def _agree(self, master: ClusterNode) -> bool:
+        """Every live node's view of the cluster has ``master`` as a master."""
+        for node in self.nodes:
+            if not node.alive:
+                continue
+            for line in str(node.command("CLUSTER", "NODES")).splitlines():
+                fields = line.split()
+                if fields and fields[0] == master.node_id and "master" not in fields[2]:
+                    return False
+        return True
 
     def _all_ok(self) -> bool:
         for node in self.nodes:

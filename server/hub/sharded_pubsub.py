@@ -76,7 +76,10 @@ class _NodeLink:
         try:
             while True:
                 try:
-                    reply = await self.conn.read_response(disconnect_on_error=True)
+                    # The cluster client's connections speak RESP3: pub/sub messages are pushes.
+                    reply = await self.conn.read_response(
+                        disconnect_on_error=True, push_request=True
+                    )
                 except redis_errors.ResponseError as exc:
                     # An error answers the oldest command sent: a SSUBSCRIBE on a slot this
                     # node does not serve (MOVED) must be sent to the slot's master.
@@ -167,8 +170,11 @@ class ShardedPubSubHub:
                 return
             confirmed = self._confirmed[channel] = asyncio.Event()
             self._unplaced.add(channel)
-            with contextlib.suppress(*TRANSIENT_ERRORS):
+            try:
                 await self._place(channel)
+            except TRANSIENT_ERRORS:  # a node down or a slot moving: the supervisor retries
+                self._stale = True
+                self._wake.set()
             await asyncio.wait_for(confirmed.wait(), _CONFIRM_TIMEOUT_S)
         except BaseException:
             if self.refs.get(channel):

@@ -47,10 +47,13 @@ class History:
         self, session_id: str, after: int, upto: int | None = None
     ) -> list[LoggedEvent] | None:
         tail = await self.stream_range(session_id, after, upto)
-        if tail and tail[0].seq == after + 1:
+        if tail and tail[0].seq == after + 1 and _contiguous(tail, after):
             self.last_source = "redis"
             return tail
-        # Redis does not reach back far enough: Postgres has the older part.
+        # Redis does not reach back far enough (trimmed), or has a hole (a failover lost the
+        # last appends a master acknowledged; the owner went on after them): Postgres has the
+        # older part, Redis's contiguous end is kept.
+        tail = _contiguous_end(tail)
         first_in_redis = tail[0].seq if tail else None
         limit_seq = (first_in_redis - 1) if first_in_redis is not None else upto
         for _ in range(_PG_RETRIES):
@@ -74,3 +77,11 @@ class History:
 
 def _contiguous(events: Sequence[LoggedEvent], after: int) -> bool:
     return all(e.seq == after + 1 + i for i, e in enumerate(events))
+
+
+def _contiguous_end(events: list[LoggedEvent]) -> list[LoggedEvent]:
+    """The longest run of consecutive seqs that ends ``events``."""
+    start = len(events) - 1
+    while start > 0 and events[start - 1].seq == events[start].seq - 1:
+        start -= 1
+    return events[max(start, 0) :]
