@@ -115,8 +115,13 @@ async def main(options: argparse.Namespace) -> int:
                 MENTARA_LOG_LEVEL="warning",
                 MENTARA_DATA_DIR=str(folder / "data"),
             )
-            with serving(env=env) as (_a, port_a), serving(env=env) as (_b, port_b):
-                status = await drive(options, c, folder, port_a, port_b)
+            with serving(env=env) as (proc_a, port_a), serving(env=env) as (proc_b, port_b):
+                try:
+                    status = await drive(options, c, folder, port_a, port_b)
+                finally:
+                    for name, proc in (("a", proc_a), ("b", proc_b)):
+                        lines = getattr(proc, "output_lines", [])
+                        (folder / f"server-{name}.log").write_text("".join(lines))
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         await admin.close()

@@ -42,6 +42,7 @@ class ClusterNode:
     folder: Path
     process: subprocess.Popen[bytes] | None = None
     node_id: str = ""
+    frozen: bool = False  # SIGSTOPped: its sockets stay open, nothing answers
 
     @property
     def address(self) -> str:
@@ -58,7 +59,8 @@ class ClusterNode:
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        """Running and answering (not killed, not frozen)."""
+        return self.process is not None and self.process.poll() is None and not self.frozen
 
 
 @dataclass
@@ -114,6 +116,19 @@ class RedisClusterHandle:
             node.process.send_signal(signal.SIGKILL)
             node.process.wait(10)
 
+    def freeze(self, node: ClusterNode) -> None:
+        """SIGSTOP ``node``: to its peers and clients, a node cut off by a partition (its
+        connections stay open; nothing answers)."""
+        assert node.process is not None
+        node.process.send_signal(signal.SIGSTOP)
+        node.frozen = True
+
+    def thaw(self, node: ClusterNode) -> None:
+        """SIGCONT a frozen node."""
+        assert node.process is not None
+        node.process.send_signal(signal.SIGCONT)
+        node.frozen = False
+
     def failover(self, replica: ClusterNode, *, timeout_s: float = 30.0) -> None:
         """``CLUSTER FAILOVER`` on ``replica`` (a coordinated hand-over: no write lost);
         returns once it is a master that the other nodes agree on."""
@@ -162,6 +177,9 @@ class RedisClusterHandle:
         if self._stopped:
             return
         self._stopped = True
+        for node in self.nodes:
+            if node.frozen:
+                self.thaw(node)
         for node in self.nodes:
             if node.process is not None and node.process.poll() is None:
                 node.process.kill()

@@ -79,8 +79,12 @@ class Leases:
                         args=[lease.token, self.lease_ms],
                     )
                     for lease in leases
-                )
+                ),
+                return_exceptions=True,
             )
+            for result in renewed:  # a node down: as one Redis down, the round failed
+                if isinstance(result, BaseException):
+                    raise result
             return [bool(r) for r in renewed]
         pipe = self.redis.pipeline(transaction=False)
         for lease in leases:

@@ -42,6 +42,9 @@ from server.retry import Backoff, Retrying
 log = logging.getLogger("mentara.pubsub")
 
 _CONFIRM_TIMEOUT_S = 5.0
+_AUDIT_EVERY_S = 1.0  # the supervisor's round when nothing wakes it
+_PING_AFTER_S = 5.0  # a link silent this long is pinged ...
+_DEAD_AFTER_S = 5.0  # ... and declared dead if the PING is not answered this long after
 
 
 class _NodeLink:
@@ -57,6 +60,8 @@ class _NodeLink:
         self.channels: set[str] = set()
         self.task: asyncio.Task[None] | None = None
         self.dead = False
+        self.last_read = asyncio.get_running_loop().time()
+        self.ping_sent: float | None = None
 
     async def start(self) -> None:
         await self.conn.connect()
@@ -72,6 +77,26 @@ class _NodeLink:
         self.sent.append(("u", channel))
         await self.conn.send_command("SUNSUBSCRIBE", channel, check_health=False)
 
+    async def ping(self) -> None:
+        self.ping_sent = asyncio.get_running_loop().time()
+        self.sent.append(("p", ""))
+        await self.conn.send_command("PING", check_health=False)
+
+    def kill(self, why: str) -> None:
+        """Declare the link dead (a node that stopped answering): its channels are lost."""
+        if self.task is not None:
+            self.task.cancel()
+        self._die(why)
+
+    def _die(self, why: str) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        log.warning("sharded pub/sub link to %s lost (%s)", self.name, why)
+        for channel in list(self.channels):
+            self.hub._lost(channel, self, why)
+        self.channels.clear()
+
     async def _read(self) -> None:
         try:
             while True:
@@ -80,7 +105,9 @@ class _NodeLink:
                     reply = await self.conn.read_response(
                         disconnect_on_error=True, push_request=True
                     )
+                    self.last_read = asyncio.get_running_loop().time()
                 except redis_errors.ResponseError as exc:
+                    self.last_read = asyncio.get_running_loop().time()
                     # An error answers the oldest command sent: a SSUBSCRIBE on a slot this
                     # node does not serve (MOVED) must be sent to the slot's master.
                     kind, channel = self.sent.popleft() if self.sent else ("", "")
@@ -92,16 +119,16 @@ class _NodeLink:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.dead = True
-            log.warning("sharded pub/sub link to %s lost (%r)", self.name, exc)
-            for channel in list(self.channels):
-                self.hub._lost(channel, self, "connection lost")
-            self.channels.clear()
+            self._die(repr(exc))
             with contextlib.suppress(Exception):
                 await self.conn.disconnect(nowait=True)
 
     def _handle(self, reply: Any) -> None:
         if not isinstance(reply, list) or len(reply) < 3:
+            # PONG (RESP3 answers PING plainly, RESP2 as ["pong", ""]).
+            if self.sent and self.sent[0][0] == "p":
+                self.sent.popleft()
+                self.ping_sent = None
             return
         kind, name = _text(reply[0]), _text(reply[1])
         if kind == "smessage":
@@ -249,9 +276,13 @@ class ShardedPubSubHub:
     async def _supervise(self) -> None:
         retrying = Retrying(Backoff(base_s=0.05, max_s=1.0))
         while not self._closing:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), _AUDIT_EVERY_S)
+            except TimeoutError:
+                self._audit()
             self._wake.clear()
             try:
+                await self._ping_quiet_links()
                 if self._stale:
                     self._stale = False
                     await self.cluster.nodes_manager.initialize()
@@ -276,6 +307,36 @@ class ShardedPubSubHub:
                 self._stale = True
                 await asyncio.sleep(retrying.next_delay() or 1.0)
                 self._wake.set()
+
+    def _audit(self) -> None:
+        """Channels whose slot the cluster client's map (refreshed by any ``MOVED`` or failed
+        node it met) now gives to another master are placed again; so are those of a link
+        that stopped answering (a master cut off by a partition: its socket stays open)."""
+        manager = self.cluster.nodes_manager
+        for channel, link in list(self._placed.items()):
+            try:
+                node = manager.get_node_from_slot(key_slot(channel.encode()))
+            except Exception:
+                continue
+            if node.name != link.name:
+                link.channels.discard(channel)
+                self._lost(channel, link, "slot map changed")
+        now = asyncio.get_running_loop().time()
+        for link in list(self._links.values()):
+            if link.ping_sent is not None and now - link.ping_sent > _DEAD_AFTER_S:
+                link.kill("no answer to PING")
+
+    async def _ping_quiet_links(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for link in list(self._links.values()):
+            if (
+                not link.dead
+                and link.channels
+                and link.ping_sent is None
+                and now - link.last_read > _PING_AFTER_S
+            ):
+                with contextlib.suppress(*TRANSIENT_ERRORS):
+                    await link.ping()
 
     async def _after_reconnect(self) -> None:
         try:
