@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from server.hub.redis_client import cluster_addresses, is_cluster_url
+
 
 @dataclass(frozen=True)
 class EnvVar:
@@ -360,7 +362,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     runner_url, runner_token = _runner(env)
     return Settings(
         database_url=_get(env, "DATABASE_URL"),
-        redis_url=_get(env, "REDIS_URL"),
+        redis_url=_redis_url(env),
         data_dir=Path(_get(env, "MENTARA_DATA_DIR") or ".mentara").resolve(),
         host=_get(env, "MENTARA_HOST") or "127.0.0.1",
         port=int(_number(env, "MENTARA_PORT", 8000, int)),
@@ -414,6 +416,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),
         log_format=log_format,
     )
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    """``REDIS_URL``; a cluster URL must name its nodes as host:port pairs."""
+    url = _get(env, "REDIS_URL")
+    if url is not None and is_cluster_url(url):
+        try:
+            cluster_addresses(url)
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL: {exc}") from None
+    return url
 
 
 def _runner(env: Mapping[str, str]) -> tuple[str | None, str | None]:
