@@ -146,12 +146,22 @@ class RedisClusterHandle:
             time.sleep(0.05)
         raise ClusterStartError(f"{node.address} did not become a master in {timeout_s}s")
 
-    def migrate_slot(self, slot: int, target: ClusterNode, *, pause_s: float = 0.0) -> int:
+    def migrate_slot(
+        self,
+        slot: int,
+        target: ClusterNode,
+        *,
+        pause_s: float = 0.0,
+        key_pause_s: float = 0.0,
+        settle_s: float = 0.0,
+    ) -> int:
         """Move ``slot`` to master ``target`` the way ``redis-cli --cluster reshard`` does
-        (IMPORTING / MIGRATING, ``MIGRATE`` key by key, ``SETSLOT NODE`` everywhere), while
-        clients go on using it (they get ``ASK`` meanwhile, ``MOVED`` after). ``pause_s``
-        waits between the marking and the first key moved, so clients meet the ``ASK`` state.
-        Returns the number of keys moved."""
+        (IMPORTING / MIGRATING, ``MIGRATE`` of the keys, ``SETSLOT NODE`` everywhere), while
+        clients go on using it. The pauses stretch the windows clients must handle:
+        ``pause_s`` after the marking; ``key_pause_s`` after each key, moved one at a time
+        (a multi-key command whose keys are split meets ``TRYAGAIN``); ``settle_s`` once every
+        key moved, before the slot is handed over (every command meets ``ASK``). Returns the
+        number of keys moved."""
         source = self.node_of_slot(slot)
         if source is target:
             return 0
@@ -160,7 +170,8 @@ class RedisClusterHandle:
         time.sleep(pause_s)
         moved = 0
         while True:
-            keys = source.command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+            count = 1 if key_pause_s else 100
+            keys = source.command("CLUSTER", "GETKEYSINSLOT", slot, count)
             assert isinstance(keys, list)
             if not keys:
                 break
@@ -168,6 +179,8 @@ class RedisClusterHandle:
                 "MIGRATE", target.host, target.port, "", 0, 10_000, "KEYS", *keys, timeout_s=15
             )
             moved += len(keys)
+            time.sleep(key_pause_s)
+        time.sleep(settle_s)
         for node in [target, source, *self.masters()]:
             node.command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
         return moved

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from redis.crc import key_slot
 
@@ -44,11 +45,12 @@ from server.sessions.logged_event import LoggedEvent
 from tests.interview_support import assert_gap_free
 from tests.redis_cluster import RedisClusterHandle, running_cluster
 from tests.support import TEST_SECRET, Services, serve_env, serving, wait_ready
-from tests.test_cluster import Stream, pump
+from tests.test_cluster import Stream, metric, pump
 
 pytestmark = [pytest.mark.redis_cluster, pytest.mark.timeout(300)]
 
 SESSIONS = 6
+METRICS: list[str] = []  # each worker's /metrics at the end of the last run
 
 
 @pytest.fixture
@@ -147,6 +149,9 @@ async def run_interviews(
 
         runs = [interview(port_a, port_b, started, go=go) for _ in range(SESSIONS)]
         *interviews, _ = await asyncio.gather(*runs, disturb_when_streaming())
+        async with httpx.AsyncClient() as http:
+            for port in (port_a, port_b):
+                METRICS.append((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
     done = [i for i in interviews if isinstance(i, Interview)]
     for run in done:
         run.prefix = prefix
@@ -210,12 +215,26 @@ async def test_fan_out_and_resume_across_workers_while_a_slot_moves(
         slot = slot_of(session_ids[0])
         source = cluster.node_of_slot(slot)
         target = next(m for m in cluster.masters() if m is not source)
-        # Marked MIGRATING/IMPORTING for half a second first: appends meet ASK and TRYAGAIN.
-        moved.append(await asyncio.to_thread(cluster.migrate_slot, slot, target, pause_s=0.5))
+        # Slowly: half a second marked, a key every 0.1 s (TRYAGAIN for the append, whose keys
+        # are split meanwhile), half a second with every key moved (ASK), then handed over
+        # (MOVED).
+        moved.append(
+            await asyncio.to_thread(
+                cluster.migrate_slot, slot, target, pause_s=0.5, key_pause_s=0.1, settle_s=0.5
+            )
+        )
         assert cluster.node_of_slot(slot) is target
 
+    METRICS.clear()
     await check(services, await run_interviews(services, tmp_path, cluster, move), cluster)
     assert moved and moved[0] >= 3  # the session's keys (lease, fence, seq, log, ...) moved
+    # The owner's appends met the migration and were redirected, not failed.
+    redirected = {
+        kind: sum(metric(text, "mentara_append_redirects_total", kind=kind) for text in METRICS)
+        for kind in ("ask", "moved", "tryagain")
+    }
+    assert redirected["moved"] >= 1, redirected
+    assert redirected["ask"] + redirected["tryagain"] >= 1, redirected
 
 
 async def test_a_replica_promoted_by_cluster_failover_mid_stream(

@@ -33,6 +33,12 @@ from server.hub.batcher import ScriptBatcher, pack_command
 _Call = tuple[list[Any], list[Any], asyncio.Future[Any]]
 
 _TRYAGAIN_PAUSE_S = 0.02
+_REDIRECTS: dict[type[Exception], str] = {
+    redis_errors.MovedError: "moved",
+    redis_errors.AskError: "ask",
+    redis_errors.TryAgainError: "tryagain",
+    redis_errors.NoScriptError: "noscript",
+}
 
 
 class ClusterScriptBatcher(ScriptBatcher):
@@ -125,6 +131,9 @@ class ClusterScriptBatcher(ScriptBatcher):
                 continue
             for i, reply in zip(indices, outcome, strict=True):
                 asking.pop(i, None)
+                kind = _REDIRECTS.get(type(reply))
+                if kind is not None:
+                    metrics.REDIS_REDIRECTS.labels(kind).inc()
                 if isinstance(reply, redis_errors.MovedError):
                     refresh = True
                     again.append(i)
