@@ -31,7 +31,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "REDIS_URL",
         "(embedded)",
-        "Redis URL. Unset: an embedded Redis under MENTARA_DATA_DIR. redis+cluster://host:port,host:port,... (or rediss+cluster://): a Redis Cluster (7.0 or later), started from any node named; sharded pub/sub (docs/scale-out.md).",
+        "Redis URL. Unset: an embedded Redis under MENTARA_DATA_DIR. redis+cluster://127.0.0.1:7000,127.0.0.1:7001,... (or rediss+cluster://): a Redis Cluster (7.0 or later), started from any node named; sharded pub/sub (docs/scale-out.md).",
     ),
     EnvVar(
         "MENTARA_DATA_DIR",
