@@ -271,7 +271,7 @@ async def test_a_master_killed_mid_stream_with_unreplicated_appends(
                 for sid in session_ids
                 if cluster.node_of_slot(slot_of(sid)) is master
             }
-            await asyncio.sleep(1.0)  # appends go on, on the master only
+            await asyncio.sleep(2.0)  # appends go on, on the master only
             after = {
                 sid: int(str(master.command("GET", f"{prefix_of(master, sid)}seq") or 0))
                 for sid in before
