@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,6 +34,7 @@ from server.http_errors import EXCEPTION_HANDLERS, error_response
 from server.http_me import ME_ROUTES
 from server.http_sessions import SESSION_ROUTES
 from server.http_webhooks import WEBHOOK_ROUTES
+from server.hub.redis_client import connect as connect_redis
 from server.interviewer.engine import EngineConfig
 from server.interviewer.factory import make_provider
 from server.plans import PlanRules
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> Starlette:
         if settings.jwks_url:
             await verifier.prefetch_keys()
         pool = await create_pool(database_url, max_size=settings.db_pool_max)
-        redis = aioredis.from_url(redis_url, health_check_interval=30)
+        redis = connect_redis(redis_url, health_check_interval=30)
         store = SessionStore(pool)
         erasures = AccountErasures(pool)
         verifier.revocation = erasures.check  # tokens that predate their account's erasure

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from server.hub.redis_client import cluster_addresses, is_cluster_url
+
 
 @dataclass(frozen=True)
 class EnvVar:
@@ -27,7 +29,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Postgres URL. Unset: an embedded Postgres under MENTARA_DATA_DIR.",
     ),
     EnvVar(
-        "REDIS_URL", "(embedded)", "Redis URL. Unset: an embedded Redis under MENTARA_DATA_DIR."
+        "REDIS_URL",
+        "(embedded)",
+        "Redis URL. Unset: an embedded Redis under MENTARA_DATA_DIR. redis+cluster://127.0.0.1:7000,127.0.0.1:7001,... (or rediss+cluster://): a Redis Cluster (7.0 or later), started from any node named; sharded pub/sub (docs/scale-out.md).",
     ),
     EnvVar(
         "MENTARA_DATA_DIR",
@@ -379,7 +383,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     runner_url, runner_token = _runner(env)
     return Settings(
         database_url=_get(env, "DATABASE_URL"),
-        redis_url=_get(env, "REDIS_URL"),
+        redis_url=_redis_url(env),
         data_dir=Path(_get(env, "MENTARA_DATA_DIR") or ".mentara").resolve(),
         host=_get(env, "MENTARA_HOST") or "127.0.0.1",
         port=int(_number(env, "MENTARA_PORT", 8000, int)),
@@ -444,6 +448,17 @@ def _cap(env: Mapping[str, str], name: str) -> int | None:
     if raw is None or raw.lower() == "unlimited":
         return None
     return int(_number(env, name, 0, int))
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    """``REDIS_URL``; a cluster URL must name its nodes as host:port pairs."""
+    url = _get(env, "REDIS_URL")
+    if url is not None and is_cluster_url(url):
+        try:
+            cluster_addresses(url)
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL: {exc}") from None
+    return url
 
 
 def _runner(env: Mapping[str, str]) -> tuple[str | None, str | None]:

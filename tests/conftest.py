@@ -24,6 +24,20 @@ from tests.support import (
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The Redis Cluster tests start six ``redis-server`` processes and run for minutes: they
+    run in CI's local-services pass. In the embedded pass they are deselected (reported as
+    deselected, never as skipped or passed)."""
+    if services_mode() != "embedded":
+        return
+    kept = [item for item in items if item.get_closest_marker("redis_cluster") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(
+            items=[item for item in items if item.get_closest_marker("redis_cluster")]
+        )
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     mode = services_mode()

@@ -37,6 +37,7 @@ from protocol.messages import (
 )
 from server.auth import mint_dev_token
 from server.config import Settings
+from server.hub.redis_client import connect as connect_redis
 from tests.interview_support import assert_gap_free, events, read_until
 from tests.support import (
     TEST_SECRET,
@@ -152,7 +153,7 @@ async def leftovers(
                 found.append(table)
     finally:
         await conn.close()
-    redis = aioredis.from_url(redis_url)
+    redis = connect_redis(redis_url)  # one Redis or a cluster (every node scanned)
     try:
         for sid in sids:
             found += [k.decode() async for k in redis.scan_iter(f"{prefix}{{s:{sid}}}:*")]

@@ -8,13 +8,16 @@ renewal: an owner that dies is replaced once that time has passed.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from server.hub import scripts
 from server.hub.batcher import ScriptBatcher
+from server.hub.cluster_batcher import ClusterScriptBatcher
 from server.hub.keys import session_keys
+from server.hub.redis_client import RedisClient
 
 RELEASED = "released"
 
@@ -28,7 +31,7 @@ class Lease:
 
 class Leases:
     def __init__(
-        self, redis: aioredis.Redis, prefix: str, worker_id: str, *, lease_ms: int, ttl_ms: int
+        self, redis: RedisClient, prefix: str, worker_id: str, *, lease_ms: int, ttl_ms: int
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -38,8 +41,13 @@ class Leases:
         self._acquire = redis.register_script(scripts.ACQUIRE)
         self._renew = redis.register_script(scripts.RENEW)
         self._release = redis.register_script(scripts.RELEASE)
-        # Appends are auto-pipelined: all those of one loop turn share a round trip.
-        self.append_script = ScriptBatcher(redis, scripts.APPEND)
+        # Appends are auto-pipelined: all those of one loop turn share a round trip (per
+        # node, on a cluster).
+        self.append_script: ScriptBatcher
+        if isinstance(redis, RedisCluster):
+            self.append_script = ClusterScriptBatcher(redis, scripts.append_script(sharded=True))
+        else:
+            self.append_script = ScriptBatcher(redis, scripts.append_script(sharded=False))
 
     async def aclose(self) -> None:
         await self.append_script.aclose()
@@ -61,6 +69,23 @@ class Leases:
         """Renew many leases in one round trip; False where the lease is no longer ours."""
         if not leases:
             return []
+        if isinstance(self.redis, RedisCluster):
+            # One call each, sent concurrently: the cluster client routes each to its slot's
+            # node (and loads the script on a node that lacks it, which a pipeline would not).
+            renewed = await asyncio.gather(
+                *(
+                    self._renew(
+                        keys=[session_keys(self.prefix, lease.session_id).lease],
+                        args=[lease.token, self.lease_ms],
+                    )
+                    for lease in leases
+                ),
+                return_exceptions=True,
+            )
+            for result in renewed:  # a node down: as one Redis down, the round failed
+                if isinstance(result, BaseException):
+                    raise result
+            return [bool(r) for r in renewed]
         pipe = self.redis.pipeline(transaction=False)
         for lease in leases:
             keys = session_keys(self.prefix, lease.session_id)

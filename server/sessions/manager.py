@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from protocol.messages import (
     CandidateMessage,
@@ -44,7 +44,9 @@ from server.errors import Forbidden, MentaraError, NotFound, ServiceUnavailable
 from server.hub.keys import worker_channel
 from server.hub.lease import RELEASED, Leases
 from server.hub.pubsub import PubSubHub
+from server.hub.redis_client import RedisClient
 from server.hub.rpc import InputRouter, OwnerUnreachable
+from server.hub.sharded_pubsub import ShardedPubSubHub
 from server.interviewer.engine import phase_deadline
 from server.interviewer.provider import LLMProvider
 from server.sessions.assembly import SessionAssembly, SessionConfig
@@ -97,7 +99,7 @@ class SessionManager:
         catalog: Catalog,
         runner: CodeRunService,
         config: SessionConfig,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         prefix: str,
         judge: Any | None = None,
         summary_writer: Any | None = None,
@@ -124,7 +126,11 @@ class SessionManager:
             redis, prefix, self.worker_id, lease_ms=config.lease_ms, ttl_ms=config.history_ttl_ms
         )
         self.history = History(redis, store, prefix)
-        self.hub = PubSubHub(redis, self._on_pubsub, self._on_reconnect)
+        self.hub: PubSubHub | ShardedPubSubHub
+        if isinstance(redis, RedisCluster):  # sharded pub/sub, one connection per master
+            self.hub = ShardedPubSubHub(redis, self._on_pubsub, self._on_reconnect)
+        else:
+            self.hub = PubSubHub(redis, self._on_pubsub, self._on_reconnect)
         self.router = InputRouter(redis, worker_channel(prefix, self.worker_id))
         self.router.handler = self._apply_forwarded
         self.owned: dict[str, LiveSession] = {}
