@@ -1,0 +1,262 @@
+"""The candidate page at ``/`` in a real headless Chromium, against a real server: a whole
+interview (sign in, pick, stream, answer, code, run, scores, end, report, past reports),
+hostile text shown as text, a reload mid-turn and a network cut that both resume without a
+duplicated or missing word, and a server restart (1001) that the page rides out.
+
+Needs a system Chromium (see ``tests/browser_support.py``). Screenshots of the page go to the
+test's folder, and to docs/ with ``MENTARA_UPDATE_SCREENSHOTS=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.config import Settings
+from tests.browser_support import CuttableProxy, chromium
+from tests.candidate_page_support import (
+    TIMEOUT_MS,
+    candidate_page,
+    screenshot,
+    shown_transcript,
+    sign_in,
+    start,
+    stored_transcript,
+    wait_turns_ended,
+)
+from tests.contract_support import with_code_runs, with_dev_sign_in
+from tests.support import RunningServer, running_server
+
+pytestmark = pytest.mark.timeout(120)
+
+HOSTILE = (
+    "A hash map in one pass. "
+    '<script>window.__pwned = "script"</script>'
+    "<img src=x onerror=\"window.__pwned = 'img'\">&lt;b&gt;bold?&lt;/b&gt;"
+)
+WRONG = "def two_sum(nums, target):\n    print('<img src=x onerror=\"window.__pwned=1\">')\n    return []\n"
+RIGHT = (
+    "def two_sum(nums, target):\n"
+    "    seen = {}\n"
+    "    for i, n in enumerate(nums):\n"
+    "        if target - n in seen:\n"
+    "            return [seen[target - n], i]\n"
+    "        seen[n] = i\n"
+    "    return []\n"
+)
+
+
+def page_settings(settings: Settings, tokens_per_s: float) -> Settings:
+    return with_code_runs(
+        with_dev_sign_in(settings.with_(offline_tokens_per_s=tokens_per_s, coalesce_ms=10.0))
+    )
+
+
+@pytest.fixture
+async def page_server(settings: Settings) -> AsyncIterator[RunningServer]:
+    async with running_server(page_settings(settings, 400.0)) as s:
+        yield s
+
+
+async def put_code(page: Any, source: str) -> None:
+    """Replace the editor's buffer by typing into it (select all, then the text as input)."""
+    await page.click("#code-section .CodeMirror")
+    await page.keyboard.press("Control+A")
+    await page.keyboard.press("Delete")
+    await page.keyboard.insert_text(source)
+
+
+async def test_a_whole_interview_in_the_browser(page_server: RunningServer, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    server = page_server
+    async with (
+        chromium() as browser,
+        candidate_page(browser, f"{server.http_url}/") as (
+            page,
+            problems,
+        ),
+    ):
+        await sign_in(page, "ada")
+        await expect(page.locator("#past-sessions")).to_contain_text("No interviews yet")
+        await start(page)
+        await expect(page.locator("#interview-heading")).to_have_text("Two Sum")
+        await wait_turns_ended(page, 2)
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        # The editor starts with the question's starter code, highlighted.
+        await expect(page.locator("#code-section .CodeMirror")).to_contain_text("def two_sum")
+        assert await page.locator("#code-section .cm-keyword").count() > 0
+
+        # An answer (hostile markup: shown as text, never run).
+        await page.fill("#answer", HOSTILE)
+        await page.press("#answer", "Enter")
+        await expect(page.locator('#transcript li[data-role="candidate"] .text')).to_have_text(
+            [HOSTILE]
+        )
+        await wait_turns_ended(page, 3)
+        await expect(page.locator("#outbox li")).to_have_count(0)
+
+        # Code: a wrong version fails its visible tests, with its output shown as text.
+        await put_code(page, WRONG)
+        await page.click("#run")
+        await expect(page.locator("#run-result")).to_contain_text("failed", timeout=TIMEOUT_MS)
+        await expect(page.locator("#tests li.fail").first).to_be_visible()
+        await expect(page.locator("#stdout")).to_contain_text("<img src=x onerror=")
+        # The right one passes every visible test.
+        await put_code(page, RIGHT)
+        await page.click("#run")
+        await expect(page.locator("#run-result")).to_contain_text("passed", timeout=TIMEOUT_MS)
+        tests = page.locator("#tests li")
+        assert await tests.count() >= 3
+        await expect(page.locator("#tests li.fail")).to_have_count(0)
+
+        # Live scores: each dimension that moved has a reason and links to its evidence.
+        cites_transcript = page.locator('a.evidence-link[href^="#entry-"]')
+        scored = page.locator("#score-rows tr").filter(has=cites_transcript)
+        await expect(scored.first).to_be_visible(timeout=TIMEOUT_MS)
+        row = scored.first
+        assert (await row.locator(".reason").text_content() or "").strip()
+        assert (await row.locator(".change").text_content() or "").strip()[0] in "+-"
+        link = row.locator(cites_transcript).first
+        target = await link.get_attribute("href")
+        assert target
+        await link.click()
+        await expect(page.locator(target)).to_have_class("cited")
+        assert await page.evaluate("document.activeElement.id") == target[1:]
+        await wait_turns_ended(page, 4)
+        await screenshot(page, tmp_path, "candidate-interview.png")
+
+        # The end, and the report.
+        await page.click("#end")
+        await expect(page.locator("#report-body")).to_contain_text("Overall", timeout=30_000)
+        await expect(page.locator("#report-body .report-dimensions li").first).to_be_visible()
+        await expect(page.locator("#phase")).to_contain_text("Ended")
+        await screenshot(page, tmp_path, "candidate-report.png")
+
+        # What the page showed is what the server stored, turn for turn.
+        assert await shown_transcript(page) == await stored_transcript(server.http_url, page)
+
+        # Past interviews list this one, and its report opens from there.
+        await page.click("#home")
+        item = page.locator("#past-sessions li").filter(has_text="Two Sum")
+        await expect(item).to_have_count(1)
+        await item.locator("button.open-report").click()
+        await expect(page.locator("#past-report-body")).to_contain_text("Overall")
+        await expect(page.locator("#plan")).not_to_have_text("\u2013")
+        await screenshot(page, tmp_path, "candidate-home.png")
+
+        # None of the hostile text became markup or ran.
+        assert await page.locator("#transcript img, #transcript script, #tests img").count() == 0
+        assert await page.evaluate("typeof window.__pwned") == "undefined"
+        assert problems == []
+
+
+async def test_a_reload_mid_turn_resumes_without_duplicate_text(settings: Settings) -> None:
+    from playwright.async_api import expect
+
+    # Slow enough that the introduction is still streaming when the page reloads.
+    async with (
+        running_server(page_settings(settings, 60.0)) as server,
+        chromium() as browser,
+        candidate_page(browser, f"{server.http_url}/") as (page, problems),
+    ):
+        await sign_in(page, "grace")
+        await start(page, "behavioral", None)
+        streaming = page.locator("#transcript li.streaming .text")
+        await expect(streaming).not_to_have_text("", timeout=TIMEOUT_MS)
+        before = await streaming.text_content()
+        await page.reload()
+        # The page shows at once what it had shown, then resumes after it: not from 0.
+        await expect(page.locator("#conn")).to_contain_text("resumed after event")
+        resumed_after = int(
+            (await page.locator("#conn").text_content() or "")
+            .split("after event ")[1]
+            .split(",")[0]
+        )
+        assert resumed_after > 2
+        first = page.locator('#transcript li[data-role="interviewer"] .text').first
+        assert (await first.text_content() or "").startswith(before or "\x00")
+        await wait_turns_ended(page, 2)
+        assert await shown_transcript(page) == await stored_transcript(server.http_url, page)
+        assert problems == []
+
+
+async def test_a_cut_connection_reconnects_and_loses_nothing(settings: Settings) -> None:
+    from playwright.async_api import expect
+
+    async with (
+        running_server(page_settings(settings, 80.0)) as server,
+        CuttableProxy(server.port) as proxy,
+        chromium() as browser,
+        candidate_page(browser, f"{proxy.url}/") as (page, problems),
+    ):
+        await sign_in(page, "linus")
+        await start(page, "coding", "two-sum")
+        await wait_turns_ended(page, 2)
+        await page.evaluate(
+            """() => {
+                 window.__connStates = [];
+                 const conn = document.getElementById('conn');
+                 new MutationObserver(() => window.__connStates.push(conn.dataset.state))
+                   .observe(conn, {attributes: true, attributeFilter: ['data-state']});
+               }"""
+        )
+        # An answer, then the network drops while the reply streams.
+        await page.fill("#answer", "Could the array hold duplicates?")
+        await page.press("#answer", "Enter")
+        await expect(page.locator("#transcript li.streaming .text")).not_to_have_text("")
+        proxy.cut()
+        await expect(page.locator("#conn")).to_contain_text("resumed after event")
+        states = await page.evaluate("window.__connStates")
+        assert "reconnecting" in states and states[-1] == "live", states
+        await wait_turns_ended(page, 3)
+        # An answer typed while cut off arrives once.
+        proxy.cut()
+        await page.fill("#answer", "And negative numbers?")
+        await page.press("#answer", "Enter")
+        await wait_turns_ended(page, 4)
+        shown = await shown_transcript(page)
+        assert shown == await stored_transcript(server.http_url, page)
+        assert [t for r, t in shown if r == "candidate"] == [
+            "Could the array hold duplicates?",
+            "And negative numbers?",
+        ]
+        token = await page.evaluate("sessionStorage.getItem('mentara.candidate.token')")
+        assert all(token not in line for line in proxy.request_lines)
+        assert problems == []
+
+
+async def test_a_server_restart_is_shown_and_ridden_out(settings: Settings) -> None:
+    from playwright.async_api import expect
+
+    fast = page_settings(settings, 400.0)
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(running_server(fast))
+        proxy = await stack.enter_async_context(CuttableProxy(first.port))
+        browser = await stack.enter_async_context(chromium())
+        page, problems = await stack.enter_async_context(candidate_page(browser, f"{proxy.url}/"))
+        await sign_in(page, "barbara")
+        await start(page, "system_design", None)
+        await wait_turns_ended(page, 2)
+        shown = await shown_transcript(page)
+
+        # A deploy: this server goes away (1001); the page says so and keeps trying.
+        second_stack = contextlib.AsyncExitStack()
+        proxy.target_port = 1  # nothing listens there: reconnects fail until the next server
+        first.server.should_exit = True
+        await expect(page.locator("#alert")).to_contain_text("server is restarting")
+        async with second_stack:
+            second = await second_stack.enter_async_context(running_server(fast))
+            proxy.target_port = second.port
+            await expect(page.locator("#conn")).to_contain_text("resumed after event")
+            await expect(page.locator("#alert")).to_be_hidden()
+            assert await shown_transcript(page) == shown
+            await page.fill("#answer", "I would start with the read path.")
+            await page.press("#answer", "Enter")
+            await wait_turns_ended(page, 3)
+            assert await shown_transcript(page) == await stored_transcript(second.http_url, page)
+        assert problems == []
