@@ -39,6 +39,7 @@ async def candidate_page(browser: Any, url: str) -> AsyncIterator[tuple[Any, lis
         assert response is not None and response.ok
         csp = (await response.all_headers())["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe" not in csp
+        await record_alerts(page)
         yield page, problems
     finally:
         await context.close()
@@ -113,3 +114,23 @@ async def screenshot(page: Any, tmp_path: Path, name: str) -> Path:
     if os.environ.get(SCREENSHOTS_ENV) == "1":
         shutil.copyfile(path, ROOT / "docs" / name)
     return path
+
+
+async def record_alerts(page: Any) -> None:
+    """Keep every message the page's alert shows in ``window.__alerts`` (some last only until
+    the page has reconnected)."""
+    await page.evaluate(
+        """() => {
+             window.__alerts = [];
+             const text = document.getElementById('alert-text');
+             new MutationObserver(() => text.textContent && window.__alerts.push(text.textContent))
+               .observe(text, {childList: true, characterData: true, subtree: true});
+           }"""
+    )
+
+
+async def wait_alert(page: Any, fragment: str) -> None:
+    """Until the page's alert has shown a message containing ``fragment``."""
+    await page.wait_for_function(
+        "(f) => window.__alerts.some((a) => a.includes(f))", arg=fragment, timeout=TIMEOUT_MS
+    )

@@ -26,6 +26,7 @@ from tests.candidate_page_support import (
     sign_in,
     start,
     stored_transcript,
+    wait_alert,
     wait_turns_ended,
 )
 from tests.contract_support import with_code_runs, with_dev_sign_in
@@ -248,7 +249,7 @@ async def test_a_server_restart_is_shown_and_ridden_out(settings: Settings) -> N
         second_stack = contextlib.AsyncExitStack()
         proxy.target_port = 1  # nothing listens there: reconnects fail until the next server
         first.server.should_exit = True
-        await expect(page.locator("#alert")).to_contain_text("server is restarting")
+        await wait_alert(page, "The server is restarting (going away)")
         async with second_stack:
             second = await second_stack.enter_async_context(running_server(fast))
             proxy.target_port = second.port
@@ -259,4 +260,106 @@ async def test_a_server_restart_is_shown_and_ridden_out(settings: Settings) -> N
             await page.press("#answer", "Enter")
             await wait_turns_ended(page, 3)
             assert await shown_transcript(page) == await stored_transcript(second.http_url, page)
+        assert problems == []
+
+
+async def tab_to(page: Any, selector: str, limit: int = 60) -> None:
+    """Press Tab (only Tab) until the focused element matches ``selector``."""
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    focused = await page.evaluate("document.activeElement.outerHTML.slice(0, 120)")
+    raise AssertionError(f"Tab never reached {selector}; focus is on {focused}")
+
+
+LANDMARKS_AND_LABELS = """() => {
+  const problems = [];
+  const visible = (e) => e.getClientRects().length > 0;
+  const named = (e) => (e.labels && e.labels.length) || e.getAttribute('aria-label')
+      || (e.getAttribute('aria-labelledby') || '').split(' ').some((id) => id && document.getElementById(id));
+  if (document.querySelectorAll('body > header').length !== 1) problems.push('one banner');
+  if (document.querySelectorAll('main').length !== 1) problems.push('one main');
+  if (document.querySelectorAll('h1').length !== 1) problems.push('one h1');
+  for (const nav of document.querySelectorAll('nav')) if (!named(nav)) problems.push('nav without a name');
+  for (const e of document.querySelectorAll('input, select, textarea')) {
+    if (visible(e) && !named(e)) problems.push(`unlabelled ${e.outerHTML.slice(0, 80)}`);
+  }
+  for (const b of document.querySelectorAll('button, a[href]')) {
+    if (visible(b) && !(b.textContent.trim() || b.getAttribute('aria-label'))) {
+      problems.push(`nameless ${b.outerHTML.slice(0, 80)}`);
+    }
+  }
+  for (const s of document.querySelectorAll('section')) {
+    const id = s.getAttribute('aria-labelledby');
+    const heading = id && document.getElementById(id);
+    if (!heading || !/^H[1-6]$/.test(heading.tagName)) problems.push(`section ${s.id} has no heading`);
+  }
+  for (const e of document.querySelectorAll('[tabindex]')) {
+    if (Number(e.getAttribute('tabindex')) > 0) problems.push(`positive tabindex on ${e.id}`);
+  }
+  return problems;
+}"""
+
+
+async def test_a_whole_interview_by_keyboard_alone(page_server: RunningServer) -> None:
+    from playwright.async_api import expect
+
+    server = page_server
+    async with (
+        chromium() as browser,
+        candidate_page(browser, f"{server.http_url}/") as (
+            page,
+            problems,
+        ),
+    ):
+        assert await page.evaluate(LANDMARKS_AND_LABELS) == []
+        await tab_to(page, "#dev-user")
+        await page.keyboard.type("kim")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#home-panel")).to_be_visible()
+        assert await page.evaluate(LANDMARKS_AND_LABELS) == []
+        await tab_to(page, "#question")
+        await expect(page.locator('#question option[value="two-sum"]')).to_have_count(1)
+        await page.keyboard.type("Two Sum")
+        assert await page.input_value("#question") == "two-sum"
+        await tab_to(page, "#start")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#interview-heading")).to_have_text("Two Sum")
+        await wait_turns_ended(page, 2)
+        assert await page.evaluate(LANDMARKS_AND_LABELS) == []
+
+        await tab_to(page, "#answer")
+        await page.keyboard.type("I'd keep a map from value to index.")
+        await page.keyboard.press("Enter")
+        await wait_turns_ended(page, 3)
+
+        # The editor takes the code, and Tab leaves it again (no keyboard trap).
+        await tab_to(page, "#code-section .CodeMirror textarea")
+        await page.keyboard.press("Control+A")
+        await page.keyboard.insert_text(RIGHT)
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("!document.activeElement.closest('.CodeMirror')")
+        await tab_to(page, "#run")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#run-result")).to_contain_text("passed", timeout=TIMEOUT_MS)
+
+        # An evidence link moves focus to the transcript entry it cites.
+        link = 'a.evidence-link[href^="#entry-"]'
+        await expect(page.locator(link).first).to_be_visible(timeout=TIMEOUT_MS)
+        await tab_to(page, link)
+        target = await page.evaluate("document.activeElement.getAttribute('href')")
+        await page.keyboard.press("Enter")
+        assert await page.evaluate("document.activeElement.id") == target[1:]
+
+        await tab_to(page, "#end")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#report-body")).to_contain_text("Overall", timeout=30_000)
+        await tab_to(page, "#home")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("button.open-report")).to_have_count(1)
+        await tab_to(page, "button.open-report")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#past-report-body")).to_contain_text("Overall")
+        assert await page.evaluate(LANDMARKS_AND_LABELS) == []
         assert problems == []

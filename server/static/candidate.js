@@ -96,6 +96,8 @@
     const signedIn = Boolean(token.get());
     byId("sign-out").hidden = !signedIn;
     byId("home").hidden = !signedIn || name === "home";
+    // CodeMirror measures itself when shown: one set up inside a hidden panel needs a refresh.
+    if (name === "interview" && editor) window.requestAnimationFrame(() => editor.refresh());
     const user = tokenUser(token.get());
     byId("who").textContent = signedIn ? `signed in${user ? ` as ${user}` : ""}` : "not signed in";
   }
@@ -388,12 +390,18 @@
         showAlert("quota", `You have used this period's interviews of your plan. ${frame.message}`, "See your plan", () => byId("account-heading").scrollIntoView());
         break;
       case "llm_unavailable":
-        showAlert("llm", "The interviewer cannot answer right now (its language model is unavailable). Your interview is saved.", "Try again", () => {
-          clearAlert();
-          if (sent && sent.type === "session.start") interview.conn.start = { ...sent, id: window.MentaraSocket.newId() };
-          else if (sent) interview.conn.send({ ...sent, id: undefined });
-          interview.conn.reconnectNow();
-        });
+        if (sent && sent.type === "session.start") {
+          showAlert("llm", "The interviewer cannot start right now (its language model is unavailable).", "Try again", () => {
+            clearAlert();
+            interview.conn.start = { ...sent, id: window.MentaraSocket.newId() };
+            interview.conn.reconnectNow();
+          });
+        } else {
+          showAlert("llm", "The interviewer could not answer (its language model is unavailable right now). Your interview is saved: send your next answer to try again.", "Write an answer", () => {
+            clearAlert();
+            byId("answer").focus();
+          });
+        }
         break;
       case "sandbox_unavailable":
         byId("run-result").textContent = "Your code was not run.";
