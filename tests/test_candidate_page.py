@@ -10,7 +10,9 @@ test's folder, and to docs/ with ``MENTARA_UPDATE_SCREENSHOTS=1``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from tests.candidate_page_support import (
     wait_turns_ended,
 )
 from tests.contract_support import with_code_runs, with_dev_sign_in
-from tests.support import RunningServer, running_server
+from tests.support import RunningServer, running_server, serving, wait_ready
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,16 +73,38 @@ async def put_code(page: Any, source: str) -> None:
     await page.keyboard.insert_text(source)
 
 
-async def test_a_whole_interview_in_the_browser(page_server: RunningServer, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def fresh_serve(data_dir: Path) -> Iterator[str]:
+    """``mentara serve`` as the README runs it on a fresh machine: no database or Redis URL,
+    no secret (embedded Postgres and Redis, a development secret generated into a new data
+    folder); a faster offline interviewer. Yields the base URL."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MENTARA_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(MENTARA_DATA_DIR=str(data_dir), MENTARA_LOG_LEVEL="warning",
+               MENTARA_OFFLINE_TOKENS_PER_S="400", MENTARA_COALESCE_MS="10")  # fmt: skip
+    if not shutil.which("bwrap"):  # see contract_support.with_code_runs
+        env["MENTARA_SANDBOX"] = "unsafe-no-isolation"
+    with serving(env=env) as (_proc, port):
+        yield f"http://127.0.0.1:{port}"
+
+
+async def test_a_whole_interview_in_the_browser(tmp_path: Path) -> None:
+    """What the README promises: after `mentara serve` on a fresh machine, a person takes a
+    whole interview at / (the screenshots in docs/ come from here)."""
+    with fresh_serve(tmp_path / "data") as base_url:
+        assert (await wait_ready(int(base_url.rsplit(":", 1)[1]))).status_code == 200
+        await whole_interview(base_url, tmp_path)
+
+
+async def whole_interview(base_url: str, tmp_path: Path) -> None:
     from playwright.async_api import expect
 
-    server = page_server
     async with (
         chromium() as browser,
-        candidate_page(browser, f"{server.http_url}/") as (
-            page,
-            problems,
-        ),
+        candidate_page(browser, f"{base_url}/") as (page, problems),
     ):
         await sign_in(page, "ada")
         await expect(page.locator("#past-sessions")).to_contain_text("No interviews yet")
@@ -139,7 +163,7 @@ async def test_a_whole_interview_in_the_browser(page_server: RunningServer, tmp_
         await screenshot(page, tmp_path, "candidate-report.png")
 
         # What the page showed is what the server stored, turn for turn.
-        assert await shown_transcript(page) == await stored_transcript(server.http_url, page)
+        assert await shown_transcript(page) == await stored_transcript(base_url, page)
 
         # Past interviews list this one, and its report opens from there.
         await page.click("#home")
