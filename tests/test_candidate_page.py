@@ -193,6 +193,11 @@ async def test_a_reload_mid_turn_resumes_without_duplicate_text(settings: Settin
         await start(page, "behavioral", None)
         streaming = page.locator("#transcript li.streaming .text")
         await expect(streaming).not_to_have_text("", timeout=TIMEOUT_MS)
+        # An answer typed while the interviewer speaks waits for the turn to end.
+        answer = "What does the team work on?"
+        await page.fill("#answer", answer)
+        await page.press("#answer", "Enter")
+        await expect(page.locator("#outbox li")).to_contain_text("the interviewer is speaking")
         before = await streaming.text_content()
         await page.reload()
         # The page shows at once what it had shown, then resumes after it: not from 0.
@@ -205,8 +210,19 @@ async def test_a_reload_mid_turn_resumes_without_duplicate_text(settings: Settin
         assert resumed_after > 2
         first = page.locator('#transcript li[data-role="interviewer"] .text').first
         assert (await first.text_content() or "").startswith(before or "\x00")
-        await wait_turns_ended(page, 2)
+        # The answer, re-sent after the reload under its id, is in the conversation once.
+        said = page.locator('#transcript li[data-role="candidate"] .text')
+        await expect(said).to_have_text([answer], timeout=TIMEOUT_MS)
+        await expect(page.locator("#outbox li")).to_have_count(0)
+        # The reply to it can be interrupted.
+        reply = page.locator('#transcript li[data-role="candidate"] ~ li.streaming')
+        await expect(reply).to_have_count(1, timeout=TIMEOUT_MS)
+        await expect(page.locator("#interrupt")).to_be_enabled()
+        await page.click("#interrupt")
+        await expect(page.locator("#transcript li .meta")).to_contain_text(["(interrupted)"])
+        await expect(page.locator("#transcript li.streaming")).to_have_count(0)
         assert await shown_transcript(page) == await stored_transcript(server.http_url, page)
+        assert await said.count() == 1
         assert problems == []
 
 
