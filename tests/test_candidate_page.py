@@ -195,9 +195,19 @@ async def test_a_reload_mid_turn_resumes_without_duplicate_text(settings: Settin
         await expect(streaming).not_to_have_text("", timeout=TIMEOUT_MS)
         # An answer typed while the interviewer speaks waits for the turn to end.
         answer = "What does the team work on?"
+        await page.evaluate(
+            """() => {
+                 window.__outbox = [];
+                 const box = document.getElementById('outbox');
+                 new MutationObserver(() => window.__outbox.push(box.textContent))
+                   .observe(box, {childList: true, subtree: true, characterData: true});
+               }"""
+        )
         await page.fill("#answer", answer)
         await page.press("#answer", "Enter")
-        await expect(page.locator("#outbox li")).to_contain_text("the interviewer is speaking")
+        await page.wait_for_function(
+            "() => window.__outbox.some((t) => t.includes('the interviewer is speaking'))"
+        )
         before = await streaming.text_content()
         await page.reload()
         # The page shows at once what it had shown, then resumes after it: not from 0.
