@@ -20,7 +20,11 @@ SCREENSHOTS_ENV = "MENTARA_UPDATE_SCREENSHOTS"
 
 @asynccontextmanager
 async def candidate_page(browser: Any, url: str) -> AsyncIterator[tuple[Any, list[str]]]:
-    """A fresh page at ``url`` and the problems it reports: page errors and CSP refusals."""
+    """A fresh page at ``url`` and the problems it reports: page errors and CSP refusals.
+    Waits and ``expect`` assertions time out after ``TIMEOUT_MS`` (the machine may be busy)."""
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
     context = await browser.new_context(viewport={"width": 1360, "height": 900})
     page = await context.new_page()
     problems: list[str] = []

@@ -303,7 +303,10 @@ async def test_a_server_restart_is_shown_and_ridden_out(settings: Settings) -> N
         async with second_stack:
             second = await second_stack.enter_async_context(running_server(fast))
             proxy.target_port = second.port
-            await expect(page.locator("#conn")).to_contain_text("resumed after event")
+            # The page retries with backoff (at most about 19 s apart).
+            await expect(page.locator("#conn")).to_contain_text(
+                "resumed after event", timeout=40_000
+            )
             await expect(page.locator("#alert")).to_be_hidden()
             assert await shown_transcript(page) == shown
             await page.fill("#answer", "I would start with the read path.")
