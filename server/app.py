@@ -30,6 +30,9 @@ from server.client_socket import ClientSocket, Endpoint
 from server.config import ConfigError, Settings, load_settings
 from server.db import create_pool
 from server.http_admin import ADMIN_ROUTES
+from server.http_candidate import CANDIDATE_ROUTES
+from server.http_contract import CONTRACT_ROUTES
+from server.http_dev_token import dev_token_routes
 from server.http_errors import EXCEPTION_HANDLERS, error_response
 from server.http_me import ME_ROUTES
 from server.http_sessions import SESSION_ROUTES
@@ -213,6 +216,9 @@ def create_app(settings: Settings) -> Starlette:
         *ME_ROUTES,
         *WEBHOOK_ROUTES,
         *ADMIN_ROUTES,
+        *CANDIDATE_ROUTES,
+        *CONTRACT_ROUTES,
+        *dev_token_routes(settings),
     ]
     return MentaraApp(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
 

@@ -10,6 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
+JWT_SECRET_FILE: Final = "jwt-secret"
+"""The development HS256 secret's file in the data folder (see ``server.embedded``)."""
+
 _SOCKET_PATH_MAX: Final = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.config import ConfigError, Settings
-from server.data_folder import short_socket_dir, stored_secret
+from server.data_folder import JWT_SECRET_FILE, short_socket_dir, stored_secret
 from server.embedded_postgres import DATABASE_NAME, EmbeddedError, EmbeddedPostgres
 
 __all__ = [
@@ -186,5 +186,5 @@ def _require_embedded_extra(*, postgres: bool, redis: bool) -> None:
 
 def embedded_jwt_secret(data_dir: Path) -> str:
     """The development HS256 secret kept in the data folder, generated on first use (mode 0600)."""
-    secret, _ = stored_secret(data_dir / "jwt-secret")
+    secret, _ = stored_secret(data_dir / JWT_SECRET_FILE)
     return secret

@@ -94,6 +94,7 @@ class CuttableProxy:
         self.request_lines: list[str] = []
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._websocket_clients: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> CuttableProxy:
@@ -118,6 +119,21 @@ class CuttableProxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        self._websocket_clients.clear()
+
+    async def close_websockets(self, code: int, reason: str = "") -> None:
+        """Send each browser whose connection was upgraded to a WebSocket a close frame with
+        ``code``, as a server closes (an unmasked frame: server to client), then cut every
+        connection. Call it while no frame is streaming (it could split one)."""
+        payload = code.to_bytes(2, "big") + reason.encode()[:120]
+        frame = bytes([0x88, len(payload)]) + payload
+        for writer in list(self._websocket_clients):
+            writer.write(frame)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()  # a clean TCP close after the close frame: a reset would read as 1006
+        await asyncio.sleep(0.2)
+        self.cut()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -127,7 +143,7 @@ class CuttableProxy:
             return
         self._writers |= {writer, up_writer}
         tasks = [
-            asyncio.create_task(self._pump(reader, up_writer, inspect=True)),
+            asyncio.create_task(self._pump(reader, up_writer, inspect=True, client=writer)),
             asyncio.create_task(self._pump(up_reader, writer, inspect=False)),
         ]
         self._tasks.update(tasks)
@@ -138,12 +154,18 @@ class CuttableProxy:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.difference_update(tasks)
+            self._websocket_clients.discard(writer)
             for w in (writer, up_writer):
                 self._writers.discard(w)
                 w.transport.abort()
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, inspect: bool
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        inspect: bool,
+        client: asyncio.StreamWriter | None = None,
     ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
@@ -153,5 +175,7 @@ class CuttableProxy:
                     first = data.split(b"\r\n", 1)[0]
                     if first[:4] in (b"GET ", b"POST", b"PUT ", b"DELE", b"HEAD", b"OPTI"):
                         self.request_lines.append(first.decode("latin-1"))
+                        if client is not None and b"\r\nupgrade: websocket" in data.lower():
+                            self._websocket_clients.add(client)
                 writer.write(data)
                 await writer.drain()
