@@ -1,7 +1,7 @@
 """What the candidate page says when something goes wrong, in a real Chromium against a real
 server: code that cannot run (``sandbox_unavailable``), an interviewer whose language model
-is unreachable (``llm_unavailable``), a slow-consumer close (4003) and a server that rejects
-the token (4001). Each is a clear message with the action that helps; the interview goes on
+is unreachable (``llm_unavailable``), a slow-consumer close (4003), a server that rejects
+the token (4001) and a spent quota (``quota_exceeded``). Each is a clear message with the action that helps; the interview goes on
 where it can. (A server going away, 1001, is in ``test_candidate_page.py``.)
 """
 
@@ -153,4 +153,29 @@ async def test_a_refused_token_asks_for_a_new_sign_in(settings: Settings) -> Non
         # Signing in again carries on.
         await sign_in(page, "eve")
         await expect(alert).to_be_hidden()
+        assert problems == []
+
+
+async def test_a_spent_quota_is_said_with_the_plan_that_lifts_it(settings: Settings) -> None:
+    """The free plan's interviews are spent (0 a month here): the page shows the plan with
+    none left, and ``session.start`` answered ``quota_exceeded`` becomes a message saying when
+    the quota resets, with the way to the plan."""
+    from playwright.async_api import expect
+
+    spent = with_dev_sign_in(settings.with_(free_interviews_per_month=0))
+    async with (
+        running_server(spent) as server,
+        chromium() as browser,
+        candidate_page(browser, f"{server.http_url}/") as (page, problems),
+    ):
+        await sign_in(page, "noor")
+        await expect(page.locator("#plan")).to_contain_text("Plan: free")
+        await expect(page.locator("#plan")).to_contain_text("interviews left this period: 0")
+        await page.select_option("#track", "coding")
+        await page.click("#start")
+        alert = page.locator("#alert")
+        await expect(alert).to_have_attribute("data-kind", "quota", timeout=TIMEOUT_MS)
+        await expect(alert).to_contain_text("You have used this period's interviews")
+        await expect(alert).to_contain_text("resets at")
+        await expect(alert).to_contain_text("'pro'")
         assert problems == []
