@@ -8,6 +8,7 @@ renewal: an owner that dies is replaced once that time has passed.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -17,6 +18,10 @@ from server.hub.batcher import ScriptBatcher
 from server.hub.keys import session_keys
 
 RELEASED = "released"
+
+#: One line per lease taken ("lease taken: session S token W:F at seq N"): with the append
+#: audit (server.sessions.log) the record of who owned what, when (the chaos checker reads it).
+log = logging.getLogger("mentara.lease")
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,16 @@ class Lease:
 
 class Leases:
     def __init__(
-        self, redis: aioredis.Redis, prefix: str, worker_id: str, *, lease_ms: int, ttl_ms: int
+        self,
+        redis: aioredis.Redis,
+        prefix: str,
+        worker_id: str,
+        *,
+        lease_ms: int,
+        ttl_ms: int,
+        unfenced: bool = False,
     ) -> None:
+        """``unfenced`` is TEST ONLY: appends skip the fence check (``scripts.APPEND_UNFENCED``)."""
         self.redis = redis
         self.prefix = prefix
         self.worker_id = worker_id
@@ -39,7 +52,9 @@ class Leases:
         self._renew = redis.register_script(scripts.RENEW)
         self._release = redis.register_script(scripts.RELEASE)
         # Appends are auto-pipelined: all those of one loop turn share a round trip.
-        self.append_script = ScriptBatcher(redis, scripts.APPEND)
+        self.append_script = ScriptBatcher(
+            redis, scripts.APPEND_UNFENCED if unfenced else scripts.APPEND
+        )
 
     async def aclose(self) -> None:
         await self.append_script.aclose()
@@ -53,9 +68,17 @@ class Leases:
         )
         if not token:
             return None
-        return Lease(
+        lease = Lease(
             session_id, token.decode() if isinstance(token, bytes) else str(token), int(value)
         )
+        log.info(
+            "lease taken: session %s token %s at seq %d",
+            session_id,
+            lease.token,
+            lease.seq,
+            extra={"session_id": session_id},
+        )
+        return lease
 
     async def renew(self, leases: list[Lease]) -> list[bool]:
         """Renew many leases in one round trip; False where the lease is no longer ours."""

@@ -30,6 +30,18 @@ redis.call('PUBLISH', ARGV[6], event)
 return seq
 """
 
+# TEST ONLY (MENTARA_TEST_UNFENCED_APPEND): APPEND without its fence check, so a stale owner
+# appends. Never configured in production; the chaos checker's own test uses it to show that
+# the checker catches two owners appending to one session (tests/test_chaos.py).
+APPEND_UNFENCED = APPEND.replace(
+    """if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED')
+end
+""",
+    "",
+)
+assert APPEND_UNFENCED != APPEND
+
 # KEYS: lease, fence, seq. ARGV: worker id, lease ms, floor seq (the last seq Postgres has),
 # ttl ms. Acquires the lease if free or released; raises the seq counter to at least the floor (after a
 # Redis restart or expiry the counter is recovered, never rewound). Returns

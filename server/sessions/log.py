@@ -54,6 +54,10 @@ class LocalFanout(Protocol):
 
 
 log = logging.getLogger("mentara.log")
+#: With ``audit``: one line per appended event, "append S seq N token W:F" (the fence it was
+#: appended under), from which the chaos checker tells whether two owners ever appended to
+#: one session at once.
+audit_log = logging.getLogger("mentara.audit")
 
 #: Event types whose commit nobody awaits (EventWriter ``urgent=False``).
 _LAZY_TYPES = frozenset({"interviewer.delta", "score.delta"})
@@ -142,6 +146,7 @@ class SessionLog:
         stream_maxlen: int,
         ttl_ms: int,
         redis_retry_s: float = 30.0,
+        audit: bool = False,
     ) -> None:
         self.session_id = session_id
         self.last_seq = last_seq
@@ -159,6 +164,7 @@ class SessionLog:
         self.stream_maxlen = stream_maxlen
         self.ttl_ms = ttl_ms
         self.redis_retry_s = redis_retry_s
+        self.audit = audit
         self.lost = False
         self._lock = SerialLock()
         #: Called with every appended event, in seq order; must not block (live scoring).
@@ -234,6 +240,14 @@ class SessionLog:
                         input_id,
                     ],
                 )
+                if self.audit:
+                    audit_log.info(
+                        "append %s seq %s token %s",
+                        self.session_id,
+                        seq,
+                        token_used,
+                        extra={"session_id": self.session_id},
+                    )
                 return int(seq)  # type: ignore[call-overload,no-any-return]
             except redis_errors.ResponseError as exc:
                 if "FENCED" not in str(exc):
