@@ -12,7 +12,8 @@ log lines; the rows in Postgres) and checks, each for every session or every ite
 | ``nothing_acked_lost`` | every event a client received is in the store; every acked input's seq is in the store |
 | ``acked_input_applied_once`` | every acked input is recorded as applied; each acked message's event carries its text, and no message text is stored more often than it was sent |
 | ``ended_has_report`` | every ended session (not erased) has its report |
-| ``one_owner_at_a_time`` | in seq order, each fencing token appended one unbroken run of a session's seqs: a token that appends again after another token appended means two workers appended as owners at once |
+| ``one_owner_at_a_time`` | in seq order, each ownership (a lease taken: token and time) appended one unbroken run of a session's seqs: one that appends again after another appended means two workers appended as owners at once |
+| ``stream_well_formed`` | what each client received makes sense as a stream and matches the stored transcript (the harness's ``malformed_stream``, ``foreign_event`` and ``transcript_mismatch``: a delta for a turn already ended, say) |
 
 Pure functions over the observations: the I/O is in :func:`observe`.
 """
@@ -47,6 +48,7 @@ INVARIANTS = (
     "acked_input_applied_once",
     "ended_has_report",
     "one_owner_at_a_time",
+    "stream_well_formed",
 )
 _APPEND = re.compile(r"^append (\S+) seq (\d+) token (\S+)$")
 _LEASE = re.compile(r"^lease taken: session (\S+) token (\S+) at seq (\d+)$")
@@ -193,7 +195,10 @@ def _check_store_gaps(obs: Observations, v: Verdict) -> None:
 
 def _check_client_streams(obs: Observations, v: Verdict) -> None:
     for kind, invariant in (("gap", "no_gap"), ("resume_seam", "no_gap"),
-                            ("duplicate", "no_duplicate")):  # fmt: skip
+                            ("duplicate", "no_duplicate"),
+                            ("malformed_stream", "stream_well_formed"),
+                            ("foreign_event", "stream_well_formed"),
+                            ("transcript_mismatch", "stream_well_formed")):  # fmt: skip
         count = obs.harness_issues.get(kind, 0)
         if count:
             for _ in range(count):
@@ -217,6 +222,7 @@ def _check_client_streams(obs: Observations, v: Verdict) -> None:
     streams = len({r.get("u") for r in obs.records})  # each checked by its load process
     v.ok("no_gap", streams)
     v.ok("no_duplicate", streams)
+    v.ok("stream_well_formed", streams)
 
 
 def _check_acks(obs: Observations, v: Verdict) -> None:

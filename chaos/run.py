@@ -64,7 +64,7 @@ class ChaosResult:
     @property
     def ok(self) -> bool:
         """No violation, and every candidate process ran to its end (exit 0, 1 or 3: it
-        verified what it could; its own integrity errors are counted in the verdict)."""
+        verified what it could; its stream errors are counted in the verdict)."""
         return self.verdict.total_violations == 0 and all(
             code in (0, 1, 3) for code in self.load_exit_codes.values()
         )

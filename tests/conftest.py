@@ -24,6 +24,17 @@ from tests.support import (
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The chaos suite runs in the local-services pass only (CI's second pass, bounded to a
+    few minutes); in embedded mode its tests are deselected, and the summary says how many."""
+    if services_mode() == "local":
+        return
+    chaos = [item for item in items if item.get_closest_marker("chaos") is not None]
+    if chaos:
+        config.hook.pytest_deselected(items=chaos)
+        items[:] = [item for item in items if item.get_closest_marker("chaos") is None]
+
+
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     mode = services_mode()

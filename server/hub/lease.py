@@ -59,12 +59,25 @@ class Leases:
     async def aclose(self) -> None:
         await self.append_script.aclose()
 
-    async def acquire(self, session_id: str, floor_seq: int) -> Lease | None:
-        """Take the lease if nobody holds it; None if another worker does."""
+    async def acquire(
+        self, session_id: str, floor_seq: int, *, retake: bool = False
+    ) -> Lease | None:
+        """Take the lease if nobody holds it; None if another worker does.
+
+        ``retake``: the caller owned the session and its lease vanished (Redis lost its
+        data); ``floor_seq`` is then the last seq it appended, and the lease is refused
+        (None) when the session's counter is past it: another owner appended meanwhile, so
+        the caller's state of the session is stale (found by the chaos harness)."""
         keys = session_keys(self.prefix, session_id)
         token, value = await self._acquire(
             keys=[keys.lease, keys.fence, keys.seq],
-            args=[self.worker_id, self.lease_ms, floor_seq, self.ttl_ms],
+            args=[
+                self.worker_id,
+                self.lease_ms,
+                floor_seq,
+                self.ttl_ms,
+                floor_seq if retake else "",
+            ],
         )
         if not token:
             return None

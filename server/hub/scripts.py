@@ -43,13 +43,19 @@ end
 assert APPEND_UNFENCED != APPEND
 
 # KEYS: lease, fence, seq. ARGV: worker id, lease ms, floor seq (the last seq Postgres has),
-# ttl ms. Acquires the lease if free or released; raises the seq counter to at least the floor (after a
-# Redis restart or expiry the counter is recovered, never rewound). Returns
-# {token, seq} or {false, current holder}.
+# ttl ms, and for a re-take the last seq the caller appended ("" otherwise). Acquires the lease
+# if free or released; raises the seq counter to at least the floor (after a Redis restart or
+# expiry the counter is recovered, never rewound). Returns {token, seq} or {false, current
+# holder}. A re-take (a former owner whose lease vanished) is refused with {false, 'advanced'}
+# when the counter is past the caller's last seq: the lease did not vanish with Redis's data,
+# another owner appended since (and its lease then expired), and the caller's state is stale.
 ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= 'released' then
   return {false, holder}
+end
+if ARGV[5] ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(ARGV[5]) then
+  return {false, 'advanced'}
 end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
