@@ -32,7 +32,7 @@ from protocol.messages import SessionEvent
 __all__ = ["Recorder", "event_digest", "read_records", "text_digest"]
 
 
-def event_digest(event: SessionEvent) -> str:
+def event_digest(event: msgspec.Struct) -> str:
     """The event's contents as a short digest that does not depend on the encoding it came
     in (JSON or MessagePack, the wire or Postgres' ``jsonb``): its fields as builtins, keys
     sorted."""

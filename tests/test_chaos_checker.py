@@ -3,11 +3,17 @@ the suite that feeds it real runs is tests/test_chaos.py."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from chaos.checker import Observations, StoredSession, check, format_table
-from loadtest.record import text_digest
+from loadtest.record import Recorder, event_digest, read_records, stored_event_digest, text_digest
+from protocol.codec import JSON, MSGPACK
+from protocol.messages import CandidateSaid
 
 SESSION = "s-1"
 USER = "load-x-0"
@@ -133,3 +139,21 @@ def test_an_ended_session_needs_its_report_unless_erased() -> None:
     assert check(_observe(session=erased)).total_violations == 0
     live = _session(status="active", report=False)
     assert check(_observe(session=live)).total_violations == 0
+
+
+def test_an_event_has_one_digest_whatever_carried_it(tmp_path: Path) -> None:
+    """The checker compares what clients got (JSON or MessagePack) with ``jsonb`` rows: the
+    digest is of the decoded event, so the encodings agree, and any changed field shows."""
+    event = CandidateSaid(turn_id="c1", text="naïve \u2028 ✓ 😀", seq=7, ts=1_700_000_000_123)
+    digests = {event_digest(codec.decode_server(codec.encode(event))) for codec in (JSON, MSGPACK)}
+    stored = json.dumps(json.loads(JSON.encode(event)), ensure_ascii=True, indent=1)  # as jsonb
+    digests.add(stored_event_digest(stored))
+    assert len(digests) == 1
+    assert event_digest(msgspec.structs.replace(event, text="naive")) not in digests
+
+    recorder = Recorder(tmp_path, "run", 0)
+    recorder.write(k="ev", u=USER, s=SESSION, q=7, t="candidate.message", h=digests.pop())
+    recorder.close()
+    with (tmp_path / "records-run-0.jsonl").open("a") as torn:
+        torn.write('{"k": "ev", "u"')  # a process killed mid-line
+    assert [r["q"] for r in read_records(tmp_path)] == [7]
