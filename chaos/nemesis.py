@@ -148,7 +148,7 @@ class Nemesis:
             fault = FAULTS[name]
             host = self._target(fault, used)
             used.add(host)
-            self.say(f"nemesis: {name} {host}".rstrip())
+            self.say(f"nemesis: {time.strftime('%H:%M:%S')} {name} {host}".rstrip())
             fault.begin(self.stack, host)
             self._active.append((fault, host))
             self.injected[name] += 1
@@ -162,7 +162,7 @@ class Nemesis:
             try:
                 fault.end(self.stack, host)
             finally:
-                self.say(f"nemesis: {fault.name} {host} ended".rstrip())
+                self.say(f"nemesis: {time.strftime('%H:%M:%S')} {fault.name} {host} ended")
 
     def _target(self, fault: Fault, used: set[str]) -> str:
         free = [h for h in SERVERS if h not in used]

@@ -93,6 +93,22 @@ class Leases:
         )
         return lease
 
+    async def retake(self, session_id: str, last_seq: int, stored_seq: int) -> Lease | None:
+        """A former owner whose lease vanished takes it again, only if its state is current:
+        nobody appended past ``last_seq`` (its own last), neither in Redis (the counter) nor in
+        Postgres (``stored_seq``: another owner's events flushed there, then lost by Redis
+        with the counter; found by the chaos harness). None: stop owning the session."""
+        if stored_seq > last_seq:
+            log.warning(
+                "not re-taking %s: the store is at seq %d, past ours (%d)",
+                session_id,
+                stored_seq,
+                last_seq,
+                extra={"session_id": session_id},
+            )
+            return None
+        return await self.acquire(session_id, last_seq, retake=True)
+
     async def renew(self, leases: list[Lease]) -> list[bool]:
         """Renew many leases in one round trip; False where the lease is no longer ours."""
         if not leases:

@@ -80,7 +80,7 @@ class SessionAssembly:
 
         async def reacquire(floor: int) -> Lease | None:
             """Redis lost our lease: take it again, unless another worker has it now."""
-            taken = await self.leases.acquire(row.id, floor, retake=True)
+            taken = await self.leases.retake(row.id, floor, await self.store.last_seq(row.id))
             if taken is None:
                 current = session_log.lease  # the keeper may have re-taken it meanwhile
                 value = await self.redis.get(keys.lease)
