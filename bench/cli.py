@@ -35,9 +35,11 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def _workloads(text: str) -> tuple[str, ...]:
-    from bench.workloads import WORKLOADS
+    from bench.workloads import CLAUDE_WORKLOADS, WORKLOADS
 
-    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    names: tuple[str, ...] = ()
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        names += CLAUDE_WORKLOADS if part == "claude" else (part,)
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workloads",
         type=_workloads,
         metavar="W,W,...",
-        help="which workloads to run, of streaming, efficiency, peers, profile, idle (default all)",
+        help="which workloads to run, of streaming, efficiency, peers, profile, idle, "
+        "claude-streaming, claude-efficiency, claude-profile (claude: those three) (default all)",
     )
     return p
 

@@ -3,8 +3,9 @@
 - :class:`StreamRun`: one streaming run (a system, S sessions, one measurement window): the
   listeners' merged stats and the CPU and memory of each process group over the window.
 - :class:`IdleRun`: the idle-sockets run: memory before and after, sockets held.
-- :class:`BenchResult`: the whole benchmark: the streaming ladder, the efficiency run,
-  the peers, the idle run, the profile summary, and the machine.
+- :class:`BenchResult`: the whole benchmark: the streaming ladder, the efficiency run and
+  the profile summary of each path (offline script, Claude through the SDK), the peers, the
+  idle run, and the machine.
 
 The verdicts (:meth:`StreamRun.clean`, :meth:`StreamRun.passes`) and ratios are computed
 here, so the table, the JSON and the tests read the same numbers.
@@ -28,13 +29,15 @@ __all__ = [
 
 LAG_P99_LIMIT_MS = 100.0
 SERVER_GROUPS = ("server", "redis", "postgres")
-"""The process groups charged to the system under test (the client is not)."""
+"""The process groups charged to the system under test (the client and, on the Claude path,
+the fake Messages API ``llm-api`` are not)."""
 
 
 @dataclass
 class StreamRun:
     system: str
-    """``mentara``, ``python-socketio`` or ``websockets``."""
+    """``mentara`` (offline path), ``mentara-claude`` (Claude path), ``python-socketio`` or
+    ``websockets``."""
     sessions: int
     window_s: float
     stats: ListenerStats
@@ -51,6 +54,8 @@ class StreamRun:
     batching: dict[str, float] = field(default_factory=dict)
     """Mentara only: appends per Redis round trip and rows per Postgres batch in the window
     (from the servers' own ``/metrics``)."""
+    path: str = "offline"
+    """Where the interviewer's words come from: ``offline`` (the script) or ``claude``."""
 
     @property
     def events_per_s(self) -> float:
@@ -118,9 +123,11 @@ class StreamRun:
             "redis_background_cpu_per_s": self.redis_background_cpu_per_s,
             "machine_busy_cores": round(self.machine_busy_cores, 3),
             "machine_steal_cores": round(self.machine_steal_cores, 3),
+            "llm_api_cpu_per_s": self.cpu_s("llm-api") / self.window_s if self.window_s else 0,
             "other_processes_cores": round(
                 self.machine_busy_cores
-                - (self.server_cpu_s + self.cpu_s("client")) / (self.window_s or 1.0),
+                - (self.server_cpu_s + self.cpu_s("client") + self.cpu_s("llm-api"))
+                / (self.window_s or 1.0),
                 3,
             ),
             "server_process_cpu_per_s": [
@@ -130,6 +137,7 @@ class StreamRun:
             else [],
             "note": self.note,
             "batching": self.batching,
+            "path": self.path,
         }
 
 
@@ -176,6 +184,9 @@ class BenchResult:
     peers: list[StreamRun] = field(default_factory=list)
     idle: IdleRun | None = None
     profile: dict[str, Any] | None = None
+    claude_ladder: list[StreamRun] = field(default_factory=list)
+    claude_efficiency: StreamRun | None = None
+    claude_profile: dict[str, Any] | None = None
     machine: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -184,12 +195,20 @@ class BenchResult:
     @property
     def largest_passing(self) -> int:
         """The largest S of the ladder that passed, with every smaller step passing too."""
-        best = 0
-        for run in sorted(self.ladder, key=lambda r: r.sessions):
-            if not run.passes:
-                break
-            best = run.sessions
-        return best
+        return _largest_passing(self.ladder)
+
+    @property
+    def largest_passing_claude(self) -> int:
+        """:attr:`largest_passing` of the Claude path's ladder."""
+        return _largest_passing(self.claude_ladder)
+
+    @property
+    def claude_over_offline(self) -> float | None:
+        """The Claude path's events per server CPU-second over the offline path's."""
+        a, b = self.claude_efficiency, self.efficiency
+        if a is None or b is None or b.events_per_cpu_s <= 0:
+            return None
+        return a.events_per_cpu_s / b.events_per_cpu_s
 
     def peer(self, system: str) -> StreamRun | None:
         return next((p for p in self.peers if p.system == system), None)
@@ -209,11 +228,27 @@ class BenchResult:
             "largest_passing_sessions": self.largest_passing,
             "efficiency": self.efficiency.to_dict() if self.efficiency else None,
             "peers": [p.to_dict() for p in self.peers],
+            "claude_ladder": [r.to_dict() for r in self.claude_ladder],
+            "largest_passing_sessions_claude": self.largest_passing_claude,
+            "claude_efficiency": self.claude_efficiency.to_dict()
+            if self.claude_efficiency
+            else None,
+            "claude_profile": self.claude_profile,
             "ratios": {
                 "mentara_over_python_socketio": self.ratio("python-socketio"),
                 "mentara_over_websockets": self.ratio("websockets"),
+                "claude_over_offline": self.claude_over_offline,
             },
             "idle": self.idle.to_dict() if self.idle else None,
             "profile": self.profile,
             "failures": self.failures,
         }
+
+
+def _largest_passing(ladder: list[StreamRun]) -> int:
+    best = 0
+    for run in sorted(ladder, key=lambda r: r.sessions):
+        if not run.passes:
+            break
+        best = run.sessions
+    return best

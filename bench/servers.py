@@ -2,7 +2,9 @@
 
 - :func:`start_mentara`: ``mentara serve --port 0 --workers N`` against the run's Postgres
   and Redis, with a fresh Redis key prefix, the offline interviewer and the given pacing;
-- :func:`start_socketio_peer`, :func:`start_bare_peer`: the peers (``bench.peers``).
+- :func:`start_socketio_peer`, :func:`start_bare_peer`: the peers (``bench.peers``);
+- :func:`start_fake_claude`: the stand-in Messages API the Claude path streams from
+  (``bench.fake_claude``), a process of its own so that its CPU is never the server's.
 
 Each process runs in a session of its own (so that stopping it reaches its workers), with
 its open-file limit raised, and writes its output to a log file in the run's folder.
@@ -34,11 +36,12 @@ __all__ = [
     "ServerProcess",
     "ServerStartError",
     "start_bare_peer",
+    "start_fake_claude",
     "start_mentara",
     "start_socketio_peer",
 ]
 
-_SERVING = re.compile(rb"serving http://127\.0\.0\.1:(\d+)")
+_SERVING = re.compile(rb"(?:serving|listening on) http://127\.0\.0\.1:(\d+)")
 START_TIMEOUT_S = 90.0
 
 
@@ -155,9 +158,12 @@ def start_mentara(
     log_path: Path,
     tokens_per_s: float = 40.0,
     coalesce_ms: float = 30.0,
+    claude_url: str | None = None,
     extra_env: Mapping[str, str] | None = None,
 ) -> ServerProcess:
-    """``mentara serve --port 0 --workers N``, ready (``/readyz`` answered 200)."""
+    """``mentara serve --port 0 --workers N``, ready (``/readyz`` answered 200): the offline
+    interviewer, or with ``claude_url`` the ``anthropic`` provider (interviewer, judge and
+    summary through the SDK) against the Messages API there."""
     env = _base_env()
     env.update(
         {
@@ -173,6 +179,14 @@ def start_mentara(
             "MENTARA_SHUTDOWN_GRACE_S": "3",
         }
     )
+    if claude_url is not None:
+        env.update(
+            {
+                "MENTARA_LLM_PROVIDER": "anthropic",
+                "ANTHROPIC_BASE_URL": claude_url,
+                "ANTHROPIC_API_KEY": "bench-key",
+            }
+        )
     env.update(extra_env or {})
     cmd = [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--workers", str(workers)]
     server = _spawn("mentara", cmd, env, log_path)
@@ -204,3 +218,14 @@ def start_bare_peer(*, log_path: Path, tokens_per_s: float, coalesce_ms: float) 
     server = _spawn("websockets", cmd, _base_env(), log_path)
     _wait_http(server, "/", {400, 426}, answers=1)
     return server
+
+
+def start_fake_claude(
+    *, log_path: Path, tokens_per_s: float, words_per_chunk: int
+) -> ServerProcess:
+    """``python -m bench.fake_claude``: the Messages API of the Claude path, on its own port."""
+    cmd = [
+        sys.executable, "-m", "bench.fake_claude", "--port", "0",
+        "--tokens-per-s", f"{tokens_per_s:g}", "--words-per-chunk", str(words_per_chunk),
+    ]  # fmt: skip
+    return _spawn("fake-claude", cmd, _base_env(), log_path)

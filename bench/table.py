@@ -27,6 +27,8 @@ GOAL_IDLE_KIB = 30.0
 GOAL_OVER_SOCKETIO = 3.0
 GOAL_OVER_BARE = 0.5
 """Within 2x of the bare floor: at least half its events per CPU-second."""
+GOAL_CLAUDE_OVER_OFFLINE = 0.8
+"""The Claude path costs about what the offline path costs: >= 0.8x its events per CPU-s."""
 
 COLUMNS = (
     "workload",
@@ -44,6 +46,7 @@ COLUMNS = (
     "dups",
     "errors",
     "server RSS",
+    "LLM API",
     "verdict",
 )
 _LEFT = {"workload", "system", "app/redis/pg", "verdict"}
@@ -103,6 +106,7 @@ def _stream_row(run: StreamRun, verdict: str | None = None) -> list[str]:
         str(run.stats.dups),
         str(run.stats.error_count),
         _mib(run.usage["server"].rss) if "server" in run.usage else "-",
+        f"{run.cpu_s('llm-api') / w:.2f}" if "llm-api" in run.usage else "-",
         verdict if verdict is not None else _verdict(run),
     ]
 
@@ -126,6 +130,7 @@ def _met(ok: bool) -> str:
 
 def format_table(result: BenchResult) -> str:
     rows = [_stream_row(run) for run in result.ladder]
+    rows += [_stream_row(run) for run in result.claude_ladder]
     eff = result.efficiency
     if eff is not None:
         goal = eff.events_per_cpu_s >= GOAL_EVENTS_PER_CPU_S
@@ -142,9 +147,21 @@ def format_table(result: BenchResult) -> str:
                 "",
                 _n(eff.events_per_cpu_s),
             ]
-            + [""] * 7
+            + [""] * 8
             + [f"= streaming S={eff.sessions}; goal >= {GOAL_EVENTS_PER_CPU_S:,}: {_met(goal)}"]
         )
+    claude = result.claude_efficiency
+    if claude is not None:
+        if claude.label == "claude-efficiency":
+            rows.append(_stream_row(claude))
+        else:
+            rows.append(
+                ["claude-efficiency", claude.system, str(claude.sessions)]
+                + [""] * 4
+                + [_n(claude.events_per_cpu_s)]
+                + [""] * 8
+                + [f"= claude-streaming S={claude.sessions}"]
+            )
     rows += [_stream_row(peer) for peer in result.peers]
     idle = result.idle
     if idle is not None:
@@ -153,14 +170,15 @@ def format_table(result: BenchResult) -> str:
         rows.append(
             ["idle", "mentara (1 worker)", str(idle.connected)]
             + [""] * 10
-            + [str(sum(idle.errors.values())), _mib(idle.rss_after)]
+            + [str(sum(idle.errors.values())), _mib(idle.rss_after), "-"]
             + [f"{kib:.1f} KiB/socket (goal <= {GOAL_IDLE_KIB:.0f}){state}"]
         )
     lines = [render(COLUMNS, rows), ""]
     lines += _goal_lines(result)
     lines.append(
         "server CPU: the server's process tree, Redis and Postgres, read from the OS (the client "
-        "is not counted); machine: every process on the machine, ours or not, in cores.\n"
+        "is not counted, nor on the Claude path the fake Messages API, whose cores are the LLM "
+        "API column); machine: every process on the machine, ours or not, in cores.\n"
         "One run on a shared 2-core machine: compare the figures within the run."
     )
     return "\n".join(lines)
@@ -175,6 +193,22 @@ def _goal_lines(result: BenchResult) -> list[str]:
             f"streaming: largest S with p99 < {LAG_P99_LIMIT_MS:.0f} ms and a clean stream: "
             f"{best or 'none'} (tried {tried}); goal S >= {GOAL_SESSIONS:,}: "
             f"{_met(best >= GOAL_SESSIONS)}"
+        )
+    if result.claude_ladder:
+        best = result.largest_passing_claude
+        tried = ", ".join(str(r.sessions) for r in result.claude_ladder)
+        lines.append(
+            f"claude-streaming: largest S with p99 < {LAG_P99_LIMIT_MS:.0f} ms and a clean "
+            f"stream: {best or 'none'} (tried {tried})"
+        )
+    ratio = result.claude_over_offline
+    claude = result.claude_efficiency
+    if ratio is not None and claude is not None:
+        ok = ratio >= GOAL_CLAUDE_OVER_OFFLINE and claude.p99_ms < LAG_P99_LIMIT_MS
+        lines.append(
+            f"claude path: {ratio:.2f}x the offline path's events per server CPU-second at "
+            f"S={claude.sessions} (p99 {_ms(claude.p99_ms)} ms); goal >= "
+            f"{GOAL_CLAUDE_OVER_OFFLINE:g}x with p99 < {LAG_P99_LIMIT_MS:.0f} ms: {_met(ok)}"
         )
     eff = result.efficiency
     if eff is not None:

@@ -1,14 +1,19 @@
 """The standard workloads, each against freshly started servers:
 
-- :func:`stream`: one streaming run of a system (Mentara, the python-socketio peer or the
-  bare websockets peer) with S listeners: start the server, spawn the client processes,
+- :func:`stream`: one streaming run of a system (Mentara on the offline path, Mentara on the
+  Claude path, the python-socketio peer or the bare websockets peer) with S listeners: start the server, spawn the client processes,
   ramp the sessions up, let them settle, then measure over a window the listeners' lag,
   seqs and errors, and the CPU and memory of the server's process tree, Redis and Postgres
   (the client's own CPU is reported apart); optionally py-spy records a worker meanwhile.
+  The Claude path (``mentara-claude``) is the ``anthropic`` provider, the evidence judge and
+  the summary writer streaming through the SDK from :mod:`bench.fake_claude`, started for
+  the run in its own process; its CPU is reported apart too (``llm-api``), never as the
+  server's.
 - :func:`idle`: N authenticated idle sockets on one Mentara worker: its memory before and
   after, with the sockets held for several heartbeat intervals.
 - :func:`run_all`: the whole benchmark: the ladder of S, the efficiency run at a fixed S,
-  the peers at that S, the profile, the idle run.
+  the peers at that S, the profile, the idle run; the ladder, efficiency and profile again
+  on the Claude path (``claude-*``).
 
 Timing is on one wall-clock timeline shared with the client processes (see
 ``bench.clients``). Every server is stopped in ``finally``.
@@ -41,6 +46,7 @@ from bench.results import BenchResult, IdleRun, StreamRun
 from bench.servers import (
     ServerProcess,
     start_bare_peer,
+    start_fake_claude,
     start_mentara,
     start_socketio_peer,
 )
@@ -48,13 +54,25 @@ from bench.services import Services, postgres_pids, redis_pids
 
 __all__ = ["WORKLOADS", "BenchConfig", "System", "idle", "run_all", "stream"]
 
-System = Literal["mentara", "python-socketio", "websockets"]
+System = Literal["mentara", "mentara-claude", "python-socketio", "websockets"]
 _CLIENT_KIND: dict[System, ClientKind] = {
     "mentara": "mentara",
+    "mentara-claude": "mentara",
     "python-socketio": "socketio",
     "websockets": "bare",
 }
-WORKLOADS = ("streaming", "efficiency", "peers", "profile", "idle")
+WORKLOADS = (
+    "streaming",
+    "efficiency",
+    "peers",
+    "profile",
+    "idle",
+    "claude-streaming",
+    "claude-efficiency",
+    "claude-profile",
+)
+CLAUDE_WORKLOADS = ("claude-streaming", "claude-efficiency", "claude-profile")
+"""What ``--workloads claude`` stands for: the Claude path's ladder, efficiency and profile."""
 SPAWN_HEAD_START_S = 2.5
 """The clients' timeline starts this long after they are spawned (imports take ~1 s)."""
 Say = Callable[[str], None]
@@ -75,6 +93,9 @@ class BenchConfig:
     """Sessions started per second during the ramp."""
     think_s: float = 0.2
     tokens_per_s: float = 40.0
+    claude_tokens_per_s: float = 70.0
+    """The fake Messages API's pace on the Claude path (a word counts as a token)."""
+    claude_words_per_chunk: int = 3
     coalesce_ms: float = 30.0
     heartbeat_s: float = 2.0
     idle_hold_heartbeats: float = 3.0
@@ -103,6 +124,8 @@ class BenchConfig:
             "ramp_rate": self.ramp_rate,
             "think_s": self.think_s,
             "tokens_per_s": self.tokens_per_s,
+            "claude_tokens_per_s": self.claude_tokens_per_s,
+            "claude_words_per_chunk": self.claude_words_per_chunk,
             "coalesce_ms": self.coalesce_ms,
             "heartbeat_s": self.heartbeat_s,
             "idle_hold_heartbeats": self.idle_hold_heartbeats,
@@ -113,10 +136,16 @@ class BenchConfig:
         }
 
 
-def _start(system: System, services: Services, config: BenchConfig, name: str) -> ServerProcess:
+def _start(
+    system: System,
+    services: Services,
+    config: BenchConfig,
+    name: str,
+    claude_url: str | None = None,
+) -> ServerProcess:
     log = config.out_dir / "logs" / f"{name}.log"
     match system:
-        case "mentara":
+        case "mentara" | "mentara-claude":
             return start_mentara(
                 workers=config.workers,
                 database_url=services.database_url,
@@ -126,6 +155,7 @@ def _start(system: System, services: Services, config: BenchConfig, name: str) -
                 log_path=log,
                 tokens_per_s=config.tokens_per_s,
                 coalesce_ms=config.coalesce_ms,
+                claude_url=claude_url,
             )
         case "python-socketio":
             return start_socketio_peer(
@@ -142,15 +172,22 @@ def _start(system: System, services: Services, config: BenchConfig, name: str) -
 
 
 def _groups(
-    system: System, server: ServerProcess, services: Services, pool: ClientPool | None
+    system: System,
+    server: ServerProcess,
+    services: Services,
+    pool: ClientPool | None,
+    llm_api: ServerProcess | None = None,
 ) -> dict[str, list[int]]:
     """The process groups to sample: what the system uses (the bare peer uses no Redis and
-    python-socketio no Postgres), and the client processes."""
+    python-socketio no Postgres), the fake Messages API of the Claude path, and the client
+    processes."""
     groups: dict[str, list[int]] = {"server": server.pids()}
     if system != "websockets":
         groups["redis"] = redis_pids(services.redis_url)
-    if system == "mentara":
+    if system in ("mentara", "mentara-claude"):
         groups["postgres"] = postgres_pids(services)
+    if llm_api is not None:
+        groups["llm-api"] = llm_api.pids()
     if pool is not None:
         groups["client"] = pool.pids()
     return groups
@@ -175,9 +212,23 @@ def stream(
     """One streaming run; see the module docstring. ``profile_to``: py-spy records one
     worker over the window into that file (raw collapsed stacks)."""
     name = f"{label}-{system}-{sessions}"
-    server = _start(system, services, config, name)
+    llm_api: ServerProcess | None = None
+    if system == "mentara-claude":
+        llm_api = start_fake_claude(
+            log_path=config.out_dir / "logs" / f"{name}-llm-api.log",
+            tokens_per_s=config.claude_tokens_per_s,
+            words_per_chunk=config.claude_words_per_chunk,
+        )
     try:
-        before_idle = snapshot(_groups(system, server, services, None), time.monotonic())
+        server = _start(
+            system, services, config, name, llm_api.http_url if llm_api is not None else None
+        )
+    except BaseException:
+        if llm_api is not None:
+            llm_api.stop()
+        raise
+    try:
+        before_idle = snapshot(_groups(system, server, services, None, llm_api), time.monotonic())
         t0 = time.time() + config.head_start_s
         ramp = config.ramp_s(sessions)
         window_start = t0 + ramp + config.settle_s
@@ -198,9 +249,9 @@ def stream(
         )
         with ClientPool(plans) as pool:
             _sleep_until(t0)
-            at_t0 = snapshot(_groups(system, server, services, None), time.monotonic())
+            at_t0 = snapshot(_groups(system, server, services, None, llm_api), time.monotonic())
             _sleep_until(window_start)
-            before = snapshot(_groups(system, server, services, pool), time.monotonic())
+            before = snapshot(_groups(system, server, services, pool, llm_api), time.monotonic())
             counters_before = _batching_counters(system, server)
             machine_before = machine_cpu(time.monotonic())
             recorder = None
@@ -210,7 +261,7 @@ def stream(
                 )
             _sleep_until(window_end)
             machine_after = machine_cpu(time.monotonic())
-            after = snapshot(_groups(system, server, services, pool), time.monotonic())
+            after = snapshot(_groups(system, server, services, pool, llm_api), time.monotonic())
             counters_after = _batching_counters(system, server)
             reports = pool.collect("final", timeout=config.window_s + 60)
             if recorder is not None:
@@ -234,9 +285,12 @@ def stream(
                 process_cpu_between(before, after, "server").values(), reverse=True
             ),
             batching=_batching(counters_before, counters_after, config.window_s),
+            path="claude" if system == "mentara-claude" else "offline",
         )
     finally:
         server.stop()
+        if llm_api is not None:
+            llm_api.stop()
     say(_progress(run))
     return run
 
@@ -251,7 +305,7 @@ _BATCHING_COUNTERS = (
 
 def _batching_counters(system: str, server: ServerProcess) -> dict[str, float]:
     """The batching counters of a Mentara server's ``/metrics`` (all workers); {} otherwise."""
-    if system != "mentara":
+    if system not in ("mentara", "mentara-claude"):
         return {}
     try:
         with httpx.Client(trust_env=False, timeout=5.0) as http:
@@ -377,57 +431,101 @@ def idle(services: Services, config: BenchConfig, *, say: Say = print) -> IdleRu
     return run
 
 
-def _ladder(result: BenchResult, services: Services, config: BenchConfig, say: Say) -> None:
+def _ladder(
+    system: System,
+    into: list[StreamRun],
+    result: BenchResult,
+    services: Services,
+    config: BenchConfig,
+    say: Say,
+) -> None:
     """Streaming runs of growing S, up to the first that fails or the time budget."""
     started = time.monotonic()
+    name = "claude-streaming" if system == "mentara-claude" else "streaming"
     for sessions in config.ladder:
         if time.monotonic() - started > config.ladder_budget_s:
-            result.failures.append(f"ladder: time budget spent before S={sessions}")
+            result.failures.append(f"{name}: time budget spent before S={sessions}")
             return
         try:
-            run = stream("mentara", sessions, services, config, say=say)
+            run = stream(system, sessions, services, config, label=name, say=say)
         except Exception as exc:
-            result.failures.append(f"streaming S={sessions}: {exc}")
-            say(f"bench: streaming S={sessions} could not run: {exc}")
+            result.failures.append(f"{name} S={sessions}: {exc}")
+            say(f"bench: {name} S={sessions} could not run: {exc}")
             return
-        result.ladder.append(run)
+        into.append(run)
         if not run.passes:
             return
 
 
+def _efficiency(
+    system: System,
+    ladder: list[StreamRun],
+    result: BenchResult,
+    services: Services,
+    config: BenchConfig,
+    say: Say,
+) -> StreamRun | None:
+    """The run at the fixed S: the ladder's step of that S, else a run of its own."""
+    fixed = config.fixed_sessions
+    reuse = next((r for r in ladder if r.sessions == fixed), None)
+    if reuse is not None:
+        return reuse
+    name = "claude-efficiency" if system == "mentara-claude" else "efficiency"
+    try:
+        return stream(system, fixed, services, config, label=name, say=say)
+    except Exception as exc:
+        result.failures.append(f"{name}: {exc}")
+        say(f"bench: {name} could not run: {exc}")
+        return None
+
+
+def _profile(
+    system: System, result: BenchResult, services: Services, config: BenchConfig, say: Say
+) -> dict[str, Any] | None:
+    """A run at the fixed S with py-spy on its busiest worker, summarized."""
+    name = "claude-profile" if system == "mentara-claude" else "profile"
+    raw = config.out_dir / f"{name}-mentara-worker.txt"
+    try:
+        run = stream(
+            system, config.fixed_sessions, services, config, label=name, profile_to=raw, say=say
+        )
+        summary = profiling.summarize(raw, duration_s=config.window_s, rate=config.profile_rate)
+        return summary | {"run": run.to_dict()}
+    except Exception as exc:
+        result.failures.append(f"{name}: {exc}")
+        return None
+
+
 def run_all(services: Services, config: BenchConfig, *, say: Say = print) -> BenchResult:
     """The whole benchmark (see the module docstring); a workload that fails to run is
-    recorded in ``failures`` and the others still run."""
+    recorded in ``failures`` and the others still run. The two paths' runs alternate (ladder,
+    ladder, efficiency, efficiency, ...) so that each pair meets the same machine."""
     result = BenchResult(settings=config.public())
     wanted = set(config.workloads)
     if "streaming" in wanted:
-        _ladder(result, services, config, say)
-    fixed = config.fixed_sessions
+        _ladder("mentara", result.ladder, result, services, config, say)
+    if "claude-streaming" in wanted:
+        _ladder("mentara-claude", result.claude_ladder, result, services, config, say)
     if "efficiency" in wanted:
-        reuse = next((r for r in result.ladder if r.sessions == fixed), None)
-        try:
-            result.efficiency = reuse or stream(
-                "mentara", fixed, services, config, label="efficiency", say=say
-            )
-        except Exception as exc:
-            result.failures.append(f"efficiency: {exc}")
+        result.efficiency = _efficiency("mentara", result.ladder, result, services, config, say)
+    if "claude-efficiency" in wanted:
+        result.claude_efficiency = _efficiency(
+            "mentara-claude", result.claude_ladder, result, services, config, say
+        )
     if "peers" in wanted:
         for peer in ("python-socketio", "websockets"):
             try:
-                result.peers.append(stream(peer, fixed, services, config, label="peer", say=say))
+                result.peers.append(
+                    stream(peer, config.fixed_sessions, services, config, label="peer", say=say)
+                )
             except Exception as exc:
                 result.failures.append(f"peer {peer}: {exc}")
                 say(f"bench: peer {peer} could not run: {exc}")
-    if "profile" in wanted and config.profile and profiling.available():
-        raw = config.out_dir / "profile-mentara-worker.txt"
-        try:
-            run = stream(
-                "mentara", fixed, services, config, label="profile", profile_to=raw, say=say
-            )
-            summary = profiling.summarize(raw, duration_s=config.window_s, rate=config.profile_rate)
-            result.profile = summary | {"run": run.to_dict()}
-        except Exception as exc:
-            result.failures.append(f"profile: {exc}")
+    if config.profile and profiling.available():
+        if "profile" in wanted:
+            result.profile = _profile("mentara", result, services, config, say)
+        if "claude-profile" in wanted:
+            result.claude_profile = _profile("mentara-claude", result, services, config, say)
     if "idle" in wanted:
         try:
             result.idle = idle(services, config, say=say)

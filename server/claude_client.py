@@ -24,5 +24,7 @@ def make_claude_client(settings: Settings) -> anthropic.AsyncAnthropic:
     import anthropic
 
     return anthropic.AsyncAnthropic(
-        api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url
+        api_key=settings.anthropic_api_key,
+        base_url=settings.anthropic_base_url,
+        http_client=anthropic.DefaultAioHttpClient(),
     )

@@ -73,3 +73,32 @@ def test_both_peers_stream_to_the_same_listener(services: Services, tmp_path: Pa
         assert run.cpu_s("server") > 0
         assert ("redis" in run.usage) == (system == "python-socketio")
         assert "postgres" not in run.usage
+
+
+@pytest.mark.timeout(120)
+def test_the_claude_path_streams_through_the_sdk_from_an_api_of_its_own(
+    services: Services, tmp_path: Path
+) -> None:
+    """The ``claude`` workload: the servers' interviewer is the anthropic provider, streaming
+    from the fake Messages API in a process of its own, whose CPU is reported apart."""
+    lines: list[str] = []
+    config = _config(tmp_path, 3.0)
+    run = stream("mentara-claude", 6, _services(services), config, label="claude-streaming",
+                 say=lines.append)  # fmt: skip
+    stats = run.stats
+    assert stats.active_at_window == 6 and stats.gaps == 0 and stats.dups == 0, stats
+    assert not stats.errors, stats
+    assert stats.window_events > 30 and run.path == "claude"
+    assert run.cpu_s("llm-api") > 0  # measured, and never counted as the server's
+    assert run.server_cpu_s == sum(run.cpu_s(g) for g in ("server", "redis", "postgres"))
+    server_log = (tmp_path / "logs" / "claude-streaming-mentara-claude-6.log").read_text()
+    assert "interviewer: Claude" in server_log
+    api_log = (tmp_path / "logs" / "claude-streaming-mentara-claude-6-llm-api.log").read_text()
+    assert "fake messages api listening on http://127.0.0.1:" in api_log
+    assert lines and lines[0].startswith("bench: claude-streaming mentara-claude")
+
+    result = BenchResult(efficiency=run, claude_efficiency=run, claude_ladder=[run])
+    table = format_table(result)
+    assert "claude path: 1.00x the offline path's events per server CPU-second" in table
+    row = next(r for r in table.splitlines() if r.startswith("claude-streaming"))
+    assert f"{run.cpu_s('llm-api') / run.window_s:.2f}" in row.split()

@@ -31,6 +31,7 @@ import anthropic
 import httpx
 from anthropic.types import TextBlockParam
 
+from server.claude_sse import ClaudeStream, Usage
 from server.interviewer.provider import (
     LLMUnavailable,
     StreamItem,
@@ -164,6 +165,20 @@ def map_stop_reason(stop_reason: str | None) -> Literal["end_turn", "max_tokens"
     return "max_tokens" if stop_reason == "max_tokens" else "end_turn"
 
 
+def _merge_usage(usage: Usage, update: Usage) -> None:
+    """A ``message_delta``'s usage into the turn's: counts it carries replace the earlier
+    ones (they are cumulative), as the SDK's accumulator does."""
+    for name in (
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    ):
+        value = getattr(update, name)
+        if value is not None:
+            setattr(usage, name, value)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, anthropic.APIStatusError):
         kind = _api_error_type(exc) or "error"
@@ -270,32 +285,48 @@ class AnthropicProvider:
         retry = 0
         while True:
             delivered = False
+            usage = Usage()
+            stop_reason: str | None = None
+            stream: ClaudeStream | None = None
+            pause: float | None = None
             try:
-                async with self._client.messages.stream(**params) as stream:
-                    deadline = asyncio.get_running_loop().time() + self.first_token_timeout_s
-                    finished = False
-                    while True:
-                        try:
-                            if delivered:
-                                async with asyncio.timeout(self.stall_timeout_s):
-                                    event = await stream.__anext__()
-                            else:
-                                async with asyncio.timeout_at(deadline):
-                                    event = await stream.__anext__()
-                        except StopAsyncIteration:
-                            break
-                        except TimeoutError as exc:
-                            phase = "between events" if delivered else "before the first token"
-                            raise StreamStalled(f"stream stalled {phase}") from exc
-                        if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                            if event.delta.text:
+                stream = await ClaudeStream.open(self._client, params)
+                deadline = asyncio.get_running_loop().time() + self.first_token_timeout_s
+                finished = False
+                while True:  # to the body's end: a connection read to its end is reused
+                    try:
+                        if delivered:
+                            async with asyncio.timeout(self.stall_timeout_s):
+                                events = await stream.next_events()
+                        else:
+                            async with asyncio.timeout_at(deadline):
+                                events = await stream.next_events()
+                    except TimeoutError as exc:
+                        if finished:
+                            break  # the reply is whole; only the body's end is late
+                        phase = "between events" if delivered else "before the first token"
+                        raise StreamStalled(f"stream stalled {phase}") from exc
+                    if events is None:
+                        break
+                    for event in events:
+                        kind = event.type
+                        if kind == "content_block_delta":
+                            delta = event.delta
+                            if delta is not None and delta.type == "text_delta" and delta.text:
                                 delivered = True
-                                yield TextDelta(event.delta.text)
-                        elif event.type == "message_stop":
+                                yield TextDelta(delta.text)
+                        elif kind == "message_start":
+                            if event.message is not None:
+                                usage = event.message.usage
+                        elif kind == "message_delta":
+                            if event.delta is not None:
+                                stop_reason = event.delta.stop_reason
+                            if event.usage is not None:
+                                _merge_usage(usage, event.usage)
+                        elif kind == "message_stop":
                             finished = True
-                    if not finished:
-                        raise StreamIncomplete("stream ended before message_stop")
-                    snapshot = stream.current_message_snapshot
+                if not finished:
+                    raise StreamIncomplete("stream ended before message_stop")
             except Exception as exc:
                 failure = classify_failure(exc)
                 if failure is None:
@@ -332,15 +363,17 @@ class AnthropicProvider:
                     delay,
                     extra={"session_id": request.session_id},
                 )
-                await self._sleep(delay)
+                pause = delay
+            finally:
+                if stream is not None:
+                    await stream.aclose()  # before any pause: the connection goes back
+            if pause is not None:
+                await self._sleep(pause)
                 continue
-            usage = snapshot.usage
             input_tokens = (
-                usage.input_tokens
+                (usage.input_tokens or 0)
                 + (usage.cache_creation_input_tokens or 0)
                 + (usage.cache_read_input_tokens or 0)
             )
-            yield TurnFinished(
-                map_stop_reason(snapshot.stop_reason), input_tokens, usage.output_tokens
-            )
+            yield TurnFinished(map_stop_reason(stop_reason), input_tokens, usage.output_tokens or 0)
             return

@@ -35,19 +35,12 @@ from typing import Any, Final, Literal
 import anthropic
 import httpx
 import msgspec
-from anthropic.types import (
-    InputJSONDelta,
-    RawContentBlockDeltaEvent,
-    RawContentBlockStartEvent,
-    RawMessageDeltaEvent,
-    RawMessageStopEvent,
-    ToolUseBlock,
-)
 
 from scoring.evidence import Evidence
 from scoring.question_bank import Question
 from scoring.rubric import Rubric, rubric_for
 from scoring.transcript import Transcript
+from server.claude_sse import ClaudeStream
 from server.judging.judge_prompt import (
     TOOL_NAME,
     JudgeInput,
@@ -275,24 +268,36 @@ class ClaudeJudge:
         size = 0
         stop_reason: str | None = None
         finished = False
-        stream = await self._client.messages.create(**params, stream=True)
-        async with stream:
-            async for event in stream:
-                if isinstance(event, RawContentBlockStartEvent):
-                    if isinstance(event.content_block, ToolUseBlock):
-                        if tool_index is not None or event.content_block.name != TOOL_NAME:
-                            raise InvalidLabels("expected exactly one record_evidence call")
-                        tool_index = event.index
-                elif isinstance(event, RawContentBlockDeltaEvent):
-                    if isinstance(event.delta, InputJSONDelta) and event.index == tool_index:
-                        size += len(event.delta.partial_json.encode())
-                        if size > MAX_INPUT_BYTES:
-                            raise InvalidLabels(f"tool input over {MAX_INPUT_BYTES} bytes")
-                        parts.append(event.delta.partial_json)
-                elif isinstance(event, RawMessageDeltaEvent):
-                    stop_reason = event.delta.stop_reason
-                elif isinstance(event, RawMessageStopEvent):
-                    finished = True
+        stream = await ClaudeStream.open(self._client, params)
+        try:
+            # To the body's end: a connection read to its end goes back to the pool.
+            while (events := await stream.next_events()) is not None:
+                for event in events:
+                    kind = event.type
+                    if kind == "content_block_start":
+                        block = event.content_block
+                        if block is not None and block.type == "tool_use":
+                            if tool_index is not None or block.name != TOOL_NAME:
+                                raise InvalidLabels("expected exactly one record_evidence call")
+                            tool_index = event.index
+                    elif kind == "content_block_delta":
+                        delta = event.delta
+                        if (
+                            delta is not None
+                            and delta.type == "input_json_delta"
+                            and event.index == tool_index
+                        ):
+                            size += len(delta.partial_json.encode())
+                            if size > MAX_INPUT_BYTES:
+                                raise InvalidLabels(f"tool input over {MAX_INPUT_BYTES} bytes")
+                            parts.append(delta.partial_json)
+                    elif kind == "message_delta":
+                        if event.delta is not None:
+                            stop_reason = event.delta.stop_reason
+                    elif kind == "message_stop":
+                        finished = True
+        finally:
+            await stream.aclose()
         if not finished:
             raise InvalidLabels("the stream ended before message_stop")
         if stop_reason != "tool_use":
