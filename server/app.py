@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
@@ -63,6 +64,9 @@ def auth_settings(settings: Settings) -> AuthSettings:
         admin_role=settings.admin_role,
         leeway_s=settings.jwt_leeway_s,
     )
+
+
+INTERVIEW_PATH = "/v1/interview"
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -194,14 +198,33 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
-        WebSocketRoute("/v1/interview", interview_socket),
+        WebSocketRoute(INTERVIEW_PATH, interview_socket),  # served by MentaraApp directly
         WebSocketRoute("/v1/admin/watch", admin_socket),
         *SESSION_ROUTES,
         *ME_ROUTES,
         *WEBHOOK_ROUTES,
         *ADMIN_ROUTES,
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    return MentaraApp(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+
+
+class MentaraApp(Starlette):
+    """The Starlette app, with the interview socket handed straight to its handler.
+
+    An idle socket keeps every frame of the ASGI call chain it is served through alive for
+    hours: Starlette's error and exception middleware, its router and route wrappers hold
+    about 5 KiB per socket. The interview socket (the one there are tens of thousands of)
+    skips them: its handler catches what it raises itself (``ClientSocket.run``), and what it
+    does not reaches uvicorn as through Starlette (logged, close 1011). Everything else,
+    the admin socket included, goes through Starlette as routed in ``create_app``.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and scope["path"] == INTERVIEW_PATH:
+            scope["app"] = self
+            await interview_socket(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app_from_env() -> Starlette:

@@ -323,20 +323,44 @@ class ClientSocket:
         self.close(CloseCode.UNAUTHENTICATED, "token expired")
 
     async def _serve_open(self) -> None:
-        reader = asyncio.create_task(self._read_loop(), name=f"socket-{self.id}-reader")
+        """Read in this task and write in a task of its own until either ends; then stop the
+        other. (Reading here rather than in a third task: an idle socket's task, coroutine
+        and context are about 1 KiB held for hours.)"""
+        me = asyncio.current_task()
+        assert me is not None
         writer = asyncio.create_task(self._write_loop(), name=f"socket-{self.id}-writer")
         self._writer = writer
+        stopped_by_writer = False
+        reading = True
+
+        def writer_ended(_: object) -> None:
+            nonlocal stopped_by_writer
+            if reading:  # (a callback already scheduled may run after reading ended)
+                stopped_by_writer = True
+                me.cancel()
+
+        writer.add_done_callback(writer_ended)
+        read_error: BaseException | None = None
         try:
-            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            await self._read_loop()
+        except asyncio.CancelledError:
+            # Our own cancel (the writer ended) is taken back; any other propagates.
+            if not stopped_by_writer or me.uncancel() > 0:
+                raise
+        except WebSocketDisconnect:
+            pass
+        except Exception as exc:
+            read_error = exc
         finally:
-            for task in (reader, writer):
-                task.cancel()
-            results = await asyncio.gather(reader, writer, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(
-                result, asyncio.CancelledError | WebSocketDisconnect
+            reading = False
+            writer.remove_done_callback(writer_ended)
+            writer.cancel()
+            (result,) = await asyncio.gather(writer, return_exceptions=True)
+        for error in (read_error, result):
+            if isinstance(error, BaseException) and not isinstance(
+                error, asyncio.CancelledError | WebSocketDisconnect
             ):
-                raise result
+                raise error
 
     async def _write_loop(self) -> None:
         text = self.codec.is_text

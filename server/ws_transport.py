@@ -112,11 +112,87 @@ def _frame_header(first: int, length: int) -> bytes:
 TRANSPORT_SCOPE_KEY = "mentara.transport"
 
 
+class ReceiveQueue:
+    """The ASGI receive queue of one socket: what uvicorn's ``asyncio.Queue`` does for it
+    (``put_nowait``, ``get``, ``empty``; unbounded, one reader) in a list and at most one
+    future. ``asyncio.Queue`` holds three deques of 64-slot blocks: about 2.3 KiB of every
+    idle socket."""
+
+    __slots__ = ("_getter", "_items")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._getter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
+class WritableFlag:
+    """``asyncio.Event`` for the transport's flow control (``set``, ``clear``, ``is_set``,
+    ``wait``), with its waiters' list made only when someone waits: an Event's deque is
+    about 0.4 KiB of every idle socket."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self, value: bool) -> None:
+        self._value = value
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        self._value = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+
 class MentaraWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol with the shared heartbeat and a 1001 shutdown."""
+    """uvicorn's sans-I/O WebSocket protocol with the shared heartbeat, a 1001 shutdown, and
+    a lighter receive queue and writable flag (:class:`ReceiveQueue`, :class:`WritableFlag`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.queue = ReceiveQueue()  # type: ignore[assignment]
+        self.writable = WritableFlag(True)  # type: ignore[assignment]
         self.unanswered_pings = 0
         self._heartbeat: Heartbeat | None = None
 
