@@ -51,6 +51,8 @@ class Leases:
         self._acquire = redis.register_script(scripts.ACQUIRE)
         self._renew = redis.register_script(scripts.RENEW)
         self._release = redis.register_script(scripts.RELEASE)
+        if unfenced:
+            log.warning("MENTARA_TEST_UNFENCED_APPEND: appends are NOT fenced (a test build)")
         # Appends are auto-pipelined: all those of one loop turn share a round trip.
         self.append_script = ScriptBatcher(
             redis, scripts.APPEND_UNFENCED if unfenced else scripts.APPEND
