@@ -53,6 +53,7 @@ INVARIANTS = (
 _APPEND = re.compile(r"^append (\S+) seq (\d+) token (\S+)$")
 _LEASE = re.compile(r"^lease taken: session (\S+) token (\S+) at seq (\d+)$")
 _MAX_EXAMPLES = 20
+_EXAMPLES_PER_INVARIANT = 4
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ class Verdict:
     def bad(self, invariant: str, detail: str) -> None:
         self.checks[invariant] += 1
         self.violations[invariant] += 1
-        if len(self.examples) < _MAX_EXAMPLES:
+        shown = sum(e.startswith(f"{invariant}: ") for e in self.examples)
+        if len(self.examples) < _MAX_EXAMPLES and shown < _EXAMPLES_PER_INVARIANT:
             self.examples.append(f"{invariant}: {detail}")
 
     @property
