@@ -49,6 +49,12 @@ class ScriptBatcher:
         self.calls = 0
 
     async def __call__(self, *, keys: list[Any], args: list[Any]) -> Any:
+        return await self.submit(keys=keys, args=args)
+
+    def submit(self, *, keys: list[Any], args: list[Any]) -> asyncio.Future[Any]:
+        """The call, queued for this loop turn's pipeline without waiting: its future resolves
+        as awaiting the batcher would return or raise (for callers that must not wait: the
+        process's tick, ``SessionLog.append_soon``)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((keys, args, future))
@@ -57,7 +63,7 @@ class ScriptBatcher:
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
-        return await future
+        return future
 
     async def aclose(self) -> None:
         if self._flusher is not None:

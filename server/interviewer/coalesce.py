@@ -27,18 +27,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
 from server.interviewer.provider import StreamItem, TextDelta, TurnFinished
+
+log = logging.getLogger(__name__)
 
 
 class WindowTicker:
     """One timer that ends the coalescing windows of every session of the process.
 
     Contract: a future from :meth:`next_tick` resolves at the next multiple of ``window_s``
-    of the loop's clock (within the loop's timer resolution). The timer runs only while
-    someone waits.
+    of the loop's clock (within the loop's timer resolution); a callback given to
+    :meth:`subscribe` is called on every tick until :meth:`unsubscribe` (synchronously, all of
+    them in one pass, before the futures resolve; one that raises is logged and dropped).
+    The timer runs only while someone waits or subscribes.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, window_s: float) -> None:
@@ -48,11 +54,27 @@ class WindowTicker:
         self._timer: asyncio.TimerHandle | None = None
         self._index = 0  # the boundary the timer is set for, in windows since the clock's 0
         self._last_index = 0  # the boundary last served
+        self._subscribers: dict[int, Callable[[], None]] = {}
         self.ticks = 0
+
+    def subscribe(self, callback: Callable[[], None]) -> int:
+        """Call ``callback`` on every tick from the next on; returns the handle to
+        :meth:`unsubscribe` with."""
+        handle = next(_handles)
+        self._subscribers[handle] = callback
+        self._arm()
+        return handle
+
+    def unsubscribe(self, handle: int) -> None:
+        self._subscribers.pop(handle, None)
 
     def next_tick(self) -> asyncio.Future[None]:
         future = self.loop.create_future()
         self._waiters.append(future)
+        self._arm()
+        return future
+
+    def _arm(self) -> None:
         if self._timer is None:
             # Boundaries are counted in whole windows (no float drift between them). The
             # loop's timers may fire up to a millisecond early: a wait begun by the tick
@@ -60,12 +82,19 @@ class WindowTicker:
             index = max(int(self.loop.time() // self.window_s) + 1, self._last_index + 1)
             self._index = index
             self._timer = self.loop.call_at(index * self.window_s, self._tick)
-        return future
 
     def _tick(self) -> None:
         self._timer = None
         self._last_index = self._index
         self.ticks += 1
+        for handle, callback in list(self._subscribers.items()):
+            try:
+                callback()
+            except Exception:
+                log.exception("a tick subscriber failed; it is dropped")
+                self._subscribers.pop(handle, None)
+        if self._subscribers:
+            self._arm()
         waiters, self._waiters = self._waiters, []
         for future in waiters:
             if not future.done():
@@ -73,6 +102,7 @@ class WindowTicker:
 
 
 _tickers: dict[tuple[int, float], WindowTicker] = {}
+_handles = itertools.count(1)
 
 
 def ticker_for(loop: asyncio.AbstractEventLoop, window_s: float) -> WindowTicker:

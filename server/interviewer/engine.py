@@ -30,7 +30,6 @@ from typing import cast
 
 from protocol.errors import ErrorCode
 from protocol.messages import (
-    InterviewerDelta,
     InterviewerTurnEnd,
     InterviewerTurnStart,
     PhaseChanged,
@@ -39,7 +38,6 @@ from protocol.messages import (
 from scoring.followups import PROBES, covered_signals, evidence_of, next_probe
 from scoring.question_bank import Question
 from scoring.transcript import Role
-from server.interviewer.coalesce import Coalescer
 from server.interviewer.prompt import (
     SYSTEM_PROMPT,
     TranscriptTurn,
@@ -48,6 +46,7 @@ from server.interviewer.prompt import (
     guidance,
 )
 from server.interviewer.provider import LLMProvider, LLMUnavailable, TurnIntent, TurnRequest
+from server.interviewer.tick_speech import TickSpeech
 from server.sessions.log import LoggedEvent, SessionLog, now_ms
 
 log = logging.getLogger("mentara.engine")
@@ -335,26 +334,24 @@ class InterviewerEngine:
         if self.state is EngineState.IDLE:
             self.state = EngineState.SPEAKING
         await self.log.append(InterviewerTurnStart(turn_id=turn.turn_id, seq=0, ts=0))
-        delivered: list[str] = []
         reason = "end_turn"
-        coalescer = Coalescer(
+        # The turn's deltas are appended on the process's ticks, with every speaking
+        # session's, while this task sleeps until the turn ends (tick_speech.py).
+        speech = TickSpeech(
             self.provider.stream_turn(request),
-            window_s=self.config.coalesce_window_s,
+            log=self.log,
+            turn_id=turn.turn_id,
             stop=turn.stop,
+            window_s=self.config.coalesce_window_s,
         )
+        delivered = speech.delivered
         try:
-            async for text in coalescer.deltas():
-                delivered.append(text)
-                await self.log.append(
-                    InterviewerDelta(turn_id=turn.turn_id, text=text, seq=0, ts=0)
-                )
+            await speech.run()
             if turn.stop.is_set():
                 reason = turn.stopped_as
-            elif coalescer.finished is not None:
-                reason = coalescer.finished.stop_reason
-                self.tokens_used += (
-                    coalescer.finished.input_tokens + coalescer.finished.output_tokens
-                )
+            elif speech.finished is not None:
+                reason = speech.finished.stop_reason
+                self.tokens_used += speech.finished.input_tokens + speech.finished.output_tokens
         except LLMUnavailable as exc:
             reason = "error"
             log.warning("llm unavailable: %s", exc, extra={"session_id": self.session_id})

@@ -112,6 +112,18 @@ class EventWriter:
         if self._pending + size > self.max_pending:
             async with self._room:
                 await self._room.wait_for(lambda: self._pending + size <= self.max_pending)
+        return self._queue_records(records, size, urgent)
+
+    def submit_nowait(
+        self, records: Records, *, urgent: bool = True
+    ) -> asyncio.Future[None] | None:
+        """:meth:`submit` when there is room now; None (nothing queued) when there is not."""
+        size = max(1, records.size())
+        if self._pending + size > self.max_pending:
+            return None
+        return self._queue_records(records, size, urgent)
+
+    def _queue_records(self, records: Records, size: int, urgent: bool) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((records, future, urgent))
         self._pending += size

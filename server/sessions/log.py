@@ -28,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 import msgspec
 import redis.exceptions as redis_errors
@@ -39,7 +39,7 @@ from protocol.messages import SessionEvent
 from protocol.storable import storable_value
 from server.hub.lease import Lease
 from server.retry import Backoff, Retrying
-from server.sessions.event_writer import EventWriter
+from server.sessions.event_writer import EventWriter, Records
 from server.sessions.logged_event import LoggedEvent as LoggedEvent
 from server.sessions.logged_event import now_ms as now_ms
 from server.sessions.logged_event import with_stamp, without_stamp
@@ -85,6 +85,16 @@ class SerialLock:
     def locked(self) -> bool:
         return self._busy
 
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free (True), without waiting; :meth:`release` gives it back."""
+        if self._busy:
+            return False
+        self._busy = True
+        return True
+
+    def release(self) -> None:
+        self._release()
+
     async def __aenter__(self) -> None:
         if not self._busy:
             self._busy = True
@@ -126,6 +136,8 @@ def _encode_storable(event: SessionEvent) -> bytes | None:
 
 
 AppendScript = Callable[..., Awaitable[object]]
+#: Told how an ``append_soon`` ended: the logged event, or the error.
+AppendDone = Callable[[LoggedEvent | None, BaseException | None], None]
 #: Takes the lease again after Redis lost it (None: another worker has it now).
 Reacquire = Callable[[int], Awaitable[Lease | None]]
 
@@ -167,6 +179,7 @@ class SessionLog:
         self.audit = audit
         self.lost = False
         self._lock = SerialLock()
+        self._tasks: set[asyncio.Task[None]] = set()  # append_soon's slow paths
         #: Called with every appended event, in seq order; must not block (live scoring).
         self.observers: list[Callable[[LoggedEvent], None]] = []
 
@@ -190,38 +203,147 @@ class SessionLog:
         async with self._lock:
             if self.lost:
                 raise LeaseLost(self.session_id)
-            unstamped = (
-                event
-                if event.seq == 0 and event.ts == 0
-                else msgspec.structs.replace(event, seq=0, ts=0)
-            )
-            raw = _encode_storable(unstamped)
-            if raw is None:  # text from outside (a model, the candidate's code) made storable
-                log.warning(
-                    "%s event of %s: unstorable text replaced",
-                    type(event).__name__,
-                    self.session_id,
-                )
-                event = storable_value(event)
-                unstamped = storable_value(unstamped)
-                raw = JSON.encode(unstamped)
-            body = without_stamp(raw)
+            event, body = self._storable(event)
             ts = now_ms()
             seq = await self._append_in_redis(ts, body, input_id or "")
-            stamped = msgspec.structs.replace(event, seq=seq, ts=ts)
-            logged = LoggedEvent(stamped)
-            wire = with_stamp(seq, ts, body)
-            logged._encoded[JSON.name] = wire
-            self.last_seq = seq
-            self.channel.offer(logged)
-            for observe in self.observers:
-                observe(logged)
-            extra = self.projector.rows(logged, input_id)
-            # Nobody waits for a delta's commit: it may ride in a later, bigger batch.
-            lazy = logged.type in _LAZY_TYPES
-            durable = logged.durable = await self.writer.submit(extra, urgent=not lazy)
+            logged, extra, urgent = self._deliver(event, body, seq, ts, input_id)
+            durable = logged.durable = await self.writer.submit(extra, urgent=urgent)
             durable.add_done_callback(logged.forget_durable)
             return logged
+
+    def append_soon(self, event: SessionEvent, done: AppendDone) -> bool:
+        """:meth:`append` without waiting, for the process's tick (one pass appends every
+        speaking session's delta; see ``server.interviewer.tick_speech``).
+
+        False, doing nothing, when another append holds the log (take it again next tick).
+        Else the append is under way and ``done(logged, None)`` is called once it stands
+        (delivered locally, queued for Postgres), or ``done(None, error)`` when it failed
+        (:class:`LeaseLost`, Redis gone past ``redis_retry_s``). A first attempt Redis
+        refused or did not answer is finished by :meth:`append`'s own retry path, still in
+        order: the log stays held until ``done`` is called. Needs an append script that can
+        queue without waiting (``submit``, as :class:`~server.hub.batcher.ScriptBatcher`);
+        with another it takes the waiting path in a task.
+        """
+        if self.lost:
+            done(None, LeaseLost(self.session_id))
+            return True
+        if not self._lock.try_acquire():
+            return False
+        try:
+            event, body = self._storable(event)
+            ts = now_ms()
+            submit = getattr(self.append_script, "submit", None)
+            token_used = self.token
+            first = (
+                submit(keys=self.keys, args=self._script_args(token_used, ts, body, ""))
+                if submit is not None
+                else None
+            )
+        except BaseException:
+            self._lock.release()
+            raise
+        if first is None:
+            self._spawn(self._finish_soon(event, body, ts, None, done))
+        else:
+            first.add_done_callback(
+                lambda answered: self._answered(answered, event, body, ts, done)
+            )
+        return True
+
+    def _answered(
+        self,
+        answered: asyncio.Future[object],
+        event: SessionEvent,
+        body: bytes,
+        ts: int,
+        done: AppendDone,
+    ) -> None:
+        if answered.cancelled() or answered.exception() is not None:
+            self._spawn(self._finish_soon(event, body, ts, None, done))
+            return
+        seq = int(answered.result())  # type: ignore[call-overload]
+        try:
+            logged, extra, urgent = self._deliver(event, body, seq, ts, None)
+            durable = self.writer.submit_nowait(extra, urgent=urgent)
+        except BaseException as exc:
+            self._lock.release()
+            done(None, exc)
+            return
+        if durable is None:  # the writer is full: wait for room in a task, still in order
+            self._spawn(self._finish_soon(event, body, ts, (logged, extra, urgent), done))
+            return
+        logged.durable = durable
+        durable.add_done_callback(logged.forget_durable)
+        self._lock.release()
+        done(logged, None)
+
+    async def _finish_soon(
+        self,
+        event: SessionEvent,
+        body: bytes,
+        ts: int,
+        delivered: tuple[LoggedEvent, Records, bool] | None,
+        done: AppendDone,
+    ) -> None:
+        """The rest of an :meth:`append_soon` that could not finish in its callback: the
+        Redis step again through the retry path (unless it stood), the Postgres queue."""
+        try:
+            if delivered is None:
+                seq = await self._append_in_redis(ts, body, "")
+                delivered = self._deliver(event, body, seq, ts, None)
+            logged, extra, urgent = delivered
+            durable = logged.durable = await self.writer.submit(extra, urgent=urgent)
+            durable.add_done_callback(logged.forget_durable)
+        except BaseException as exc:
+            self._lock.release()
+            done(None, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._lock.release()
+        done(logged, None)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=f"append-{self.session_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _storable(self, event: SessionEvent) -> tuple[SessionEvent, bytes]:
+        """The event (its strings made storable if need be) and its JSON without the stamp."""
+        unstamped = (
+            event
+            if event.seq == 0 and event.ts == 0
+            else msgspec.structs.replace(event, seq=0, ts=0)
+        )
+        raw = _encode_storable(unstamped)
+        if raw is None:  # text from outside (a model, the candidate's code) made storable
+            log.warning(
+                "%s event of %s: unstorable text replaced",
+                type(event).__name__,
+                self.session_id,
+            )
+            event = storable_value(event)
+            unstamped = storable_value(unstamped)
+            raw = JSON.encode(unstamped)
+        return event, without_stamp(raw)
+
+    def _deliver(
+        self, event: SessionEvent, body: bytes, seq: int, ts: int, input_id: str | None
+    ) -> tuple[LoggedEvent, Records, bool]:
+        """The event that got ``seq``, to this worker's sockets and observers; its rows, and
+        whether someone waits for their commit (a delta's may ride in a later batch)."""
+        stamped = msgspec.structs.replace(event, seq=seq, ts=ts)
+        logged = LoggedEvent(stamped)
+        logged._encoded[JSON.name] = with_stamp(seq, ts, body)
+        self.last_seq = seq
+        self.channel.offer(logged)
+        for observe in self.observers:
+            observe(logged)
+        extra = self.projector.rows(logged, input_id)
+        return logged, extra, logged.type not in _LAZY_TYPES
+
+    def _script_args(self, token: str, ts: int, body: bytes, input_id: str) -> list[object]:
+        return [token, ts, body, self.stream_maxlen, self.ttl_ms, self.channel_name, input_id]
 
     async def _append_in_redis(self, ts: int, body: bytes, input_id: str) -> int:
         retrying: Retrying | None = None  # made on the first failure: nothing per append
@@ -229,16 +351,7 @@ class SessionLog:
             token_used = self.token
             try:
                 seq = await self.append_script(
-                    keys=self.keys,
-                    args=[
-                        token_used,
-                        ts,
-                        body,
-                        self.stream_maxlen,
-                        self.ttl_ms,
-                        self.channel_name,
-                        input_id,
-                    ],
+                    keys=self.keys, args=self._script_args(token_used, ts, body, input_id)
                 )
                 if self.audit:
                     audit_log.info(
