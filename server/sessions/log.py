@@ -246,7 +246,7 @@ class SessionLog:
             self._spawn(self._finish_soon(event, body, ts, None, done))
         else:
             first.add_done_callback(
-                lambda answered: self._answered(answered, event, body, ts, done)
+                lambda answered: self._answered(answered, event, body, ts, token_used, done)
             )
         return True
 
@@ -256,12 +256,14 @@ class SessionLog:
         event: SessionEvent,
         body: bytes,
         ts: int,
+        token_used: str,
         done: AppendDone,
     ) -> None:
         if answered.cancelled() or answered.exception() is not None:
             self._spawn(self._finish_soon(event, body, ts, None, done))
             return
         seq = int(answered.result())  # type: ignore[call-overload]
+        self._audit(seq, token_used)
         try:
             logged, extra, urgent = self._deliver(event, body, seq, ts, None)
             durable = self.writer.submit_nowait(extra, urgent=urgent)
@@ -342,6 +344,16 @@ class SessionLog:
         extra = self.projector.rows(logged, input_id)
         return logged, extra, logged.type not in _LAZY_TYPES
 
+    def _audit(self, seq: int, token: str) -> None:
+        if self.audit:
+            audit_log.info(
+                "append %s seq %s token %s",
+                self.session_id,
+                seq,
+                token,
+                extra={"session_id": self.session_id},
+            )
+
     def _script_args(self, token: str, ts: int, body: bytes, input_id: str) -> list[object]:
         return [token, ts, body, self.stream_maxlen, self.ttl_ms, self.channel_name, input_id]
 
@@ -353,14 +365,7 @@ class SessionLog:
                 seq = await self.append_script(
                     keys=self.keys, args=self._script_args(token_used, ts, body, input_id)
                 )
-                if self.audit:
-                    audit_log.info(
-                        "append %s seq %s token %s",
-                        self.session_id,
-                        seq,
-                        token_used,
-                        extra={"session_id": self.session_id},
-                    )
+                self._audit(int(seq), token_used)  # type: ignore[call-overload]
                 return int(seq)  # type: ignore[call-overload,no-any-return]
             except redis_errors.ResponseError as exc:
                 if "FENCED" not in str(exc):
