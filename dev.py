@@ -95,8 +95,9 @@ def ensure_venv(with_dev: bool) -> None:
 
 def ensure_test_tools(env: dict[str, str]) -> None:
     """System tools the tests use: Chromium (the inspector's browser test; Playwright cannot
-    download its own browser here), strace (the code runner's descriptor test) and
-    bubblewrap (the code sandbox itself). Those
+    download its own browser here), strace (the code runner's descriptor test),
+    bubblewrap (the code sandbox itself) and redis-server (the Redis Cluster tests start
+    six nodes of it). Those
     missing are installed from Debian's packages when this runs as root where apt-get exists;
     otherwise (or if that fails) the browser test fails saying what to do, and the strace
     test is skipped."""
@@ -112,6 +113,8 @@ def ensure_test_tools(env: dict[str, str]) -> None:
         wanted.append("strace")
     if not _has_bwrap():
         wanted.append("bubblewrap")
+    if not shutil.which("redis-server"):
+        wanted.append("redis-server")  # the Redis Cluster tests start real cluster nodes
     _apt_install(wanted, env)
 
 

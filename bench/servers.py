@@ -177,6 +177,8 @@ def start_mentara(
             "MENTARA_COALESCE_MS": f"{coalesce_ms:g}",
             "MENTARA_LOG_LEVEL": "warning",
             "MENTARA_SHUTDOWN_GRACE_S": "3",
+            # The bench measures serving, not plans: no candidate runs out of interviews.
+            "MENTARA_FREE_INTERVIEWS_PER_MONTH": "1000000",
         }
     )
     if claude_url is not None:

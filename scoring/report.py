@@ -19,6 +19,8 @@ Rules:
   fold guarantees such evidence exists: a score can only reach 2.5 or more through positive
   evidence, or fall below it through negative evidence.
 - Hidden tests appear as counts only.
+- ``since_previous`` (an addition; None when not computed) compares each dimension with the
+  user's previous reports of the track (:func:`scoring.progress.since_previous`).
 - ``evidence`` is the whole ledger in the order applied (``Evidence.to_dict`` each), so the
   stored report is also what :meth:`ScoreBook.from_ledger
   <scoring.evidence.ScoreBook.from_ledger>` needs to refold the scores (evidence from
@@ -132,6 +134,9 @@ class Report:
     summary_source: Literal["ledger", "written"]
     hidden_tests: dict[str, int | str] | None
     evidence: tuple[Evidence, ...]
+    #: How this session compares with the user's previous ones, per dimension
+    #: (:func:`scoring.progress.since_previous`); set by the server, None when not computed.
+    since_previous: dict[str, Any] | None = None
 
     @property
     def evidence_count(self) -> int:
@@ -150,6 +155,7 @@ class Report:
             "summary": self.summary,
             "summary_source": self.summary_source,
             "hidden_tests": self.hidden_tests,
+            "since_previous": self.since_previous,
             "evidence": [e.to_dict() for e in self.evidence],
         }
 

@@ -8,6 +8,10 @@ What a user's data is, table by table:
 | ``session_events``, ``client_inputs``, ``transcript_turns``, ``code_snapshots``, ``reports`` | ``session_id`` (cascade) | the interview's events, inputs, transcript, code and report |
 | ``push_tokens``, ``push_outbox`` | ``user_id`` | devices and the notifications queued for them |
 | ``subscriptions``, ``subscription_events`` | ``user_id`` | RevenueCat subscription state and the events applied |
+| ``interview_usage``, ``quota_grants`` | ``user_id`` | interviews started per month, and extra interviews an admin granted |
+
+Progress (``server.progress``) is derived from the reports, so it is exported as computed and
+goes with them.
 
 plus, in Redis, each session's lease, fence, seq counter, history stream and input ids (erased by
 :class:`server.sessions.erasure.SessionEraser`) and the user's limit counters
@@ -29,7 +33,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from scoring.progress import build_progress
 from server.account_erasures import record_erasure
+from server.progress import user_reports
 from server.sessions.erasure import ERASE_BATCH, EraseIncomplete, SessionEraser
 from server.sessions.user_limits import UserLimits
 
@@ -71,14 +77,14 @@ def _rows(records: list[asyncpg.Record]) -> list[dict[str, Any]]:
 
 async def export_json(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[bytes]:
     """The user's data as one JSON object, in chunks:
-    ``{user_id, exported_at, subscription, subscription_events, push_tokens,
-    push_notifications, sessions: [{..., question, transcript, code_snapshots,
-    client_inputs, report, events}]}``."""
+    ``{user_id, exported_at, subscription, subscription_events, interview_usage,
+    quota_grants, progress, push_tokens, push_notifications, sessions: [{..., question,
+    transcript, code_snapshots, client_inputs, report, events}]}``."""
     now = dt.datetime.now(dt.UTC)
     yield b'{"user_id":' + _json(user_id) + b',"exported_at":' + _json(now)
     subscription = await pool.fetchrow(
         """SELECT status, product_id, entitlement_ids, expiration_at_ms, store, environment,
-                  last_event_id, last_event_type, event_timestamp_ms, updated_at
+                  last_event_id, last_event_type, event_timestamp_ms, cancel_reason, updated_at
            FROM subscriptions WHERE user_id = $1""",
         user_id,
     )
@@ -92,6 +98,25 @@ async def export_json(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[bytes]:
             )
         )
     )
+    yield b',"interview_usage":' + _json(
+        _rows(
+            await pool.fetch(
+                """SELECT period_start, used, granted FROM interview_usage
+                   WHERE user_id = $1 ORDER BY period_start""",
+                user_id,
+            )
+        )
+    )
+    yield b',"quota_grants":' + _json(
+        _rows(
+            await pool.fetch(
+                """SELECT period_start, interviews, granted_by, reason, created_at
+                   FROM quota_grants WHERE user_id = $1 ORDER BY created_at, id""",
+                user_id,
+            )
+        )
+    )
+    yield b',"progress":' + _json(build_progress(await user_reports(pool, user_id)))
     yield b',"push_tokens":' + _json(
         _rows(
             await pool.fetch(
@@ -241,7 +266,14 @@ async def erase_account(
     else:
         raise EraseIncomplete("sessions keep being created; retry")
     async with pool.acquire() as conn, conn.transaction():
-        for table in ("push_outbox", "push_tokens", "subscription_events", "subscriptions"):
+        for table in (
+            "push_outbox",
+            "push_tokens",
+            "subscription_events",
+            "subscriptions",
+            "interview_usage",
+            "quota_grants",
+        ):
             await conn.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)
     if limits is not None:
         await limits.forget(user_id)

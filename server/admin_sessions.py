@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from server.errors import InvalidField
 from server.hub.keys import session_keys
+from server.hub.redis_client import RedisClient
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -156,7 +156,7 @@ def _owner(lease: bytes | None) -> dict[str, Any] | None:
 
 async def list_sessions(
     pool: asyncpg.Pool,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     prefix: str,
     query: SessionQuery,
     question_title: Callable[[str], str | None] | None = None,

@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,9 +34,12 @@ from server.http_errors import EXCEPTION_HANDLERS, error_response
 from server.http_me import ME_ROUTES
 from server.http_sessions import SESSION_ROUTES
 from server.http_webhooks import WEBHOOK_ROUTES
+from server.hub.redis_client import connect as connect_redis
 from server.interviewer.engine import EngineConfig
 from server.interviewer.factory import make_provider
+from server.plans import PlanRules
 from server.push import OutboxDrainer, WebhookPushSender
+from server.quota import Quota
 from server.remote_runner import make_code_runner
 from server.resources import Resources
 from server.sessions.catalog import Catalog
@@ -85,7 +87,7 @@ def create_app(settings: Settings) -> Starlette:
         if settings.jwks_url:
             await verifier.prefetch_keys()
         pool = await create_pool(database_url, max_size=settings.db_pool_max)
-        redis = aioredis.from_url(redis_url, health_check_interval=30)
+        redis = connect_redis(redis_url, health_check_interval=30)
         store = SessionStore(pool)
         erasures = AccountErasures(pool)
         verifier.revocation = erasures.check  # tokens that predate their account's erasure
@@ -129,6 +131,14 @@ def create_app(settings: Settings) -> Starlette:
             app.state.sandbox_state = sandbox.state
         else:
             app.state.sandbox_state = "runner"  # isolated by the runner service
+        quota = Quota(
+            pool,
+            PlanRules(
+                entitlement=settings.paid_entitlement,
+                free_limit=settings.free_interviews_per_month,
+                paid_limit=settings.paid_interviews_per_month,
+            ),
+        )
         sessions = SessionManager(
             store=store,
             writer=writer,
@@ -136,6 +146,7 @@ def create_app(settings: Settings) -> Starlette:
             catalog=catalog,
             runner=code_runs,
             limits=limits,
+            quota=quota,
             token_revoked=lambda sock: erasures.check(sock.principal),
             redis=redis,
             prefix=settings.redis_prefix,
@@ -164,7 +175,7 @@ def create_app(settings: Settings) -> Starlette:
         drainer = OutboxDrainer(pool, push_sender) if push_sender else None
         if drainer is not None:
             drainer.start()
-        app.state.resources = Resources(settings, verifier, pool, redis, store, sessions)
+        app.state.resources = Resources(settings, verifier, pool, redis, store, sessions, quota)
         app.state.gateway = sessions
         # Everything loaded so far (modules, the question bank, the app) lives as long as the
         # worker: move it out of the cycle collector's reach, so a full collection (a pause

@@ -48,7 +48,8 @@ from protocol.messages import (
 from server import __version__, metrics
 from server.auth import Principal, TokenVerifier, token_from_authorization_header
 from server.config import Settings
-from server.errors import Forbidden, MentaraError, RateLimited, Unauthorized
+from server.errors import Forbidden, MentaraError, RateLimited, ServiceUnavailable, Unauthorized
+from server.hub.redis_client import TRANSIENT_ERRORS
 from server.ratelimit import TokenBucket
 from server.send_queue import Payload, SendQueue, SendQueueFull
 from server.ws_transport import MentaraWebSocketProtocol, close_now, transport_of
@@ -440,6 +441,12 @@ class ClientSocket:
     def _answer_failure(self, exc: Exception, ref: str | None) -> None:
         if isinstance(exc, MentaraError):
             self.send_exception(exc, ref)
+            return
+        if isinstance(exc, TRANSIENT_ERRORS):
+            # Redis restarting or a cluster failing over: a pause, not a bug. The socket
+            # stays; the client may send the frame again (inputs are idempotent by id).
+            log.warning("frame handler: redis unavailable (%r)", exc)
+            self.send_exception(ServiceUnavailable("redis is unavailable; retry"), ref)
             return
         log.error("frame handler failed", exc_info=exc, extra={"socket_id": self.id})
         self.send_error(ErrorCode.INTERNAL, "internal error", ref=ref, retryable=True)

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from server.hub.redis_client import cluster_addresses, is_cluster_url
+
 
 @dataclass(frozen=True)
 class EnvVar:
@@ -27,7 +29,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Postgres URL. Unset: an embedded Postgres under MENTARA_DATA_DIR.",
     ),
     EnvVar(
-        "REDIS_URL", "(embedded)", "Redis URL. Unset: an embedded Redis under MENTARA_DATA_DIR."
+        "REDIS_URL",
+        "(embedded)",
+        "Redis URL. Unset: an embedded Redis under MENTARA_DATA_DIR. redis+cluster://127.0.0.1:7000,127.0.0.1:7001,... (or rediss+cluster://): a Redis Cluster (7.0 or later), started from any node named; sharded pub/sub (docs/scale-out.md).",
     ),
     EnvVar(
         "MENTARA_DATA_DIR",
@@ -225,6 +229,24 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "",
         "The `Authorization` header value RevenueCat sends to `POST /v1/webhooks/revenuecat`. Unset: the webhook answers 503.",
     ),
+    EnvVar(
+        "MENTARA_PAID_ENTITLEMENT",
+        "pro",
+        "The RevenueCat entitlement id that grants the paid plan (while its `expiration_at_ms`"
+        " is in the future).",
+    ),
+    EnvVar(
+        "MENTARA_FREE_INTERVIEWS_PER_MONTH",
+        "3",
+        "Interviews a user on the free plan may start per calendar month (UTC); another"
+        " `session.start`: `quota_exceeded`.",
+    ),
+    EnvVar(
+        "MENTARA_PAID_INTERVIEWS_PER_MONTH",
+        "unlimited",
+        "Interviews a user on the paid plan may start per calendar month (UTC): `unlimited`,"
+        " or a number as a fair-use cap.",
+    ),
     EnvVar("MENTARA_LOG_LEVEL", "info", "Log level: debug, info, warning, error."),
     EnvVar("MENTARA_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
     EnvVar(
@@ -307,6 +329,9 @@ class Settings:
     report_retry_s: float = 180.0
     push_webhook_url: str | None = None
     revenuecat_webhook_secret: str | None = None
+    paid_entitlement: str = "pro"
+    free_interviews_per_month: int = 3
+    paid_interviews_per_month: int | None = None  # None: unlimited
     log_level: str = "info"
     log_format: str = "text"
     append_audit: bool = False
@@ -372,7 +397,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     runner_url, runner_token = _runner(env)
     return Settings(
         database_url=_get(env, "DATABASE_URL"),
-        redis_url=_get(env, "REDIS_URL"),
+        redis_url=_redis_url(env),
         data_dir=Path(_get(env, "MENTARA_DATA_DIR") or ".mentara").resolve(),
         host=_get(env, "MENTARA_HOST") or "127.0.0.1",
         port=int(_number(env, "MENTARA_PORT", 8000, int)),
@@ -423,11 +448,33 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         report_retry_s=max(1.0, _number(env, "MENTARA_REPORT_RETRY_S", 180.0)),
         push_webhook_url=_get(env, "MENTARA_PUSH_WEBHOOK_URL"),
         revenuecat_webhook_secret=_get(env, "MENTARA_REVENUECAT_WEBHOOK_SECRET"),
+        paid_entitlement=_get(env, "MENTARA_PAID_ENTITLEMENT") or "pro",
+        free_interviews_per_month=int(_number(env, "MENTARA_FREE_INTERVIEWS_PER_MONTH", 3, int)),
+        paid_interviews_per_month=_cap(env, "MENTARA_PAID_INTERVIEWS_PER_MONTH"),
         log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),
         log_format=log_format,
         append_audit=_get(env, "MENTARA_APPEND_AUDIT") == "1",
         test_unfenced_append=_get(env, "MENTARA_TEST_UNFENCED_APPEND") == "1",
     )
+
+
+def _cap(env: Mapping[str, str], name: str) -> int | None:
+    """A per-period cap: ``unlimited`` (or unset) is None, else a number."""
+    raw = _get(env, name)
+    if raw is None or raw.lower() == "unlimited":
+        return None
+    return int(_number(env, name, 0, int))
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    """``REDIS_URL``; a cluster URL must name its nodes as host:port pairs."""
+    url = _get(env, "REDIS_URL")
+    if url is not None and is_cluster_url(url):
+        try:
+            cluster_addresses(url)
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL: {exc}") from None
+    return url
 
 
 def _runner(env: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -1,4 +1,6 @@
-"""HTTP for admins (PROTOCOL.md §7): ``GET /v1/admin/sessions`` and the inspector page.
+"""HTTP for admins (PROTOCOL.md §7): ``GET /v1/admin/sessions``, ``POST
+/v1/admin/users/{user_id}/grants`` (extra interviews this month, recorded and logged:
+``server.quota``) and the inspector page.
 
 ``/v1/admin/sessions`` needs a bearer token with the admin role: no token or a bad one is
 401, a valid token without the role is 403. ``GET /admin`` serves the session inspector, a
@@ -14,13 +16,17 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from protocol.storable import is_storable
 from server import admin_sessions
-from server.errors import NotFound
+from server.errors import InvalidField, NotFound
 from server.http_auth import authenticate_admin
+from server.http_body import read_body
+from server.quota import MAX_GRANT
 
 if TYPE_CHECKING:
     from server.resources import Resources
@@ -66,6 +72,51 @@ async def list_admin_sessions(request: Request) -> Response:
     return JSONResponse(page.to_json(), headers={"Cache-Control": "no-store"})
 
 
+class Grant(msgspec.Struct, forbid_unknown_fields=True):
+    interviews: int
+    reason: str = ""
+
+
+_MAX_USER_ID = 256
+
+
+async def grant_interviews(request: Request) -> Response:
+    """Add ``interviews`` (1 to MAX_GRANT) to the user's allowance for this month, with a
+    ``reason`` (at most 500 characters); answers the user's plan and quota as ``GET /v1/me``
+    has them."""
+    admin = await authenticate_admin(request)
+    user_id = request.path_params["user_id"]
+    if not 1 <= len(user_id) <= _MAX_USER_ID or not is_storable(user_id):
+        raise InvalidField(
+            "the user id must be 1 to 256 characters, none of them U+0000 or a lone surrogate",
+            field="user_id",
+        )
+    raw = await read_body(request, 4096)
+    try:
+        body = msgspec.json.decode(raw, type=Grant)
+    except msgspec.ValidationError as exc:
+        field = str(exc).rsplit("$.", 1)[-1].rstrip("`") if "$." in str(exc) else "interviews"
+        raise InvalidField(f"invalid grant: {exc}", field=field) from None
+    except msgspec.DecodeError:
+        raise InvalidField(
+            "the body must be JSON: {interviews, reason}", field="interviews"
+        ) from None
+    if not 1 <= body.interviews <= MAX_GRANT:
+        raise InvalidField(f"interviews must be 1 to {MAX_GRANT}", field="interviews")
+    if len(body.reason) > 500 or not is_storable(body.reason):
+        raise InvalidField(
+            "reason must be at most 500 characters, none of them U+0000 or a lone surrogate",
+            field="reason",
+        )
+    resources: Resources = request.app.state.resources
+    usage = await resources.quota.grant(
+        user_id, body.interviews, by=admin.user_id, reason=body.reason
+    )
+    return JSONResponse(
+        {"user_id": user_id, **usage.account_json()}, headers={"Cache-Control": "no-store"}
+    )
+
+
 @cache
 def _static(name: str) -> bytes:
     return resources.files("server").joinpath("static", name).read_bytes()
@@ -87,6 +138,7 @@ async def inspector_asset(request: Request) -> Response:
 
 ADMIN_ROUTES = [
     Route("/v1/admin/sessions", list_admin_sessions, methods=["GET"]),
+    Route("/v1/admin/users/{user_id}/grants", grant_interviews, methods=["POST"]),
     Route("/admin", inspector_page, methods=["GET"]),
     Route("/admin/{asset}", inspector_asset, methods=["GET"]),
 ]

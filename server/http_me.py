@@ -1,5 +1,7 @@
-"""HTTP about the caller (PROTOCOL.md §7): ``GET /v1/me/export``, ``DELETE /v1/me``,
-``POST /v1/me/push-tokens``. What the caller's data is: ``server.account_data``."""
+"""HTTP about the caller (PROTOCOL.md §7): ``GET /v1/me`` (plan and quota),
+``GET /v1/me/progress``, ``GET /v1/me/export``, ``DELETE /v1/me``,
+``POST /v1/me/push-tokens``. What the caller's data is: ``server.account_data``; the JSON
+shapes are documented in docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from server.errors import InvalidField
 from server.http_auth import authenticate
 from server.http_body import read_body
 from server.http_errors import error_response
+from server.progress import progress
 from server.sessions.erasure import EraseIncomplete
 
 if TYPE_CHECKING:
@@ -52,6 +55,40 @@ async def register_push_token(request: Request) -> Response:
     return JSONResponse({"token": body.token, "platform": body.platform}, status_code=201)
 
 
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def get_me(request: Request) -> Response:
+    """The caller's account: ``{user_id, plan, entitlement, quota, push_tokens}``."""
+    principal = await authenticate(request)
+    resources: Resources = request.app.state.resources
+    usage = await resources.quota.usage(principal.user_id)
+    tokens = await resources.pool.fetchval(
+        "SELECT count(*) FROM push_tokens WHERE user_id = $1", principal.user_id
+    )
+    return JSONResponse(
+        {"user_id": principal.user_id, **usage.account_json(), "push_tokens": int(tokens)},
+        headers=_NO_STORE,
+    )
+
+
+async def get_progress(request: Request) -> Response:
+    """The caller's progress across interviews, from their stored reports only
+    (``server.progress``)."""
+    principal = await authenticate(request)
+    resources: Resources = request.app.state.resources
+    catalog = resources.sessions.catalog
+
+    def title(question_id: str) -> str | None:
+        try:
+            return str(catalog.get(question_id).public.title)
+        except KeyError:
+            return None
+
+    body = await progress(resources.pool, principal.user_id, title)
+    return JSONResponse(body, headers=_NO_STORE)
+
+
 async def export_me(request: Request) -> Response:
     """Everything stored about the caller, streamed as one JSON object (see
     ``account_data.export_json``). An error after the first byte cuts the response short, so
@@ -83,6 +120,8 @@ async def delete_me(request: Request) -> Response:
 
 
 ME_ROUTES = [
+    Route("/v1/me", get_me, methods=["GET"]),
+    Route("/v1/me/progress", get_progress, methods=["GET"]),
     Route("/v1/me/export", export_me, methods=["GET"]),
     Route("/v1/me", delete_me, methods=["DELETE"]),
     Route("/v1/me/push-tokens", register_push_token, methods=["POST"]),

@@ -56,6 +56,11 @@ REDIS_PIPELINES = Counter(
     "mentara_append_pipelines_total", "Redis round trips carrying session appends"
 )
 REDIS_APPENDS = Counter("mentara_appends_total", "Session events appended in Redis")
+REDIS_REDIRECTS = Counter(
+    "mentara_append_redirects_total",
+    "Appends a Redis Cluster node redirected (a slot moving or failing over), by reply",
+    ["kind"],
+)
 PG_WRITE_BATCHES = Counter(
     "mentara_write_batches_total", "Write-behind batches committed to Postgres"
 )

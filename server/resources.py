@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from server.auth import TokenVerifier
 from server.config import Settings
+from server.hub.redis_client import RedisClient
+from server.quota import Quota
 from server.sessions.manager import SessionManager
 from server.sessions.store import SessionStore
 
@@ -24,6 +25,7 @@ class Resources:
     settings: Settings
     verifier: TokenVerifier
     pool: asyncpg.Pool
-    redis: aioredis.Redis
+    redis: RedisClient
     store: SessionStore
     sessions: SessionManager
+    quota: Quota

@@ -7,8 +7,13 @@ so the same event may arrive twice and events may arrive out of order. Contract:
 - the user's row in ``subscriptions`` follows the event with the newest
   ``event_timestamp_ms`` (ties broken by event id): an older event arriving late is recorded
   but does not roll the state back;
-- event types that say nothing about access (``TEST``, ``TRANSFER``, ...) are accepted and
-  not applied.
+- event types that say nothing about access (``TEST``, ...) are accepted and not applied;
+- a refund (``CANCELLATION`` with ``cancel_reason: CUSTOMER_SUPPORT``) ends access at once
+  (``refunded``), as an ``EXPIRATION`` does; any other cancellation keeps it until
+  ``expiration_at_ms`` (what access a row grants is :mod:`server.plans`');
+- a ``TRANSFER`` (``transferred_from`` to ``transferred_to``) moves the newest state of the
+  users it comes from to the users it goes to; those it comes from keep a ``transferred`` row
+  (no access). A ``TRANSFER`` without those lists is recorded and not applied.
 
 The user is RevenueCat's ``app_user_id``: the apps log in to RevenueCat with the same user
 id the server's tokens carry.
@@ -21,6 +26,7 @@ import enum
 import asyncpg
 import msgspec
 
+from protocol.storable import is_storable
 from server.errors import InvalidField
 
 #: What each event type says about the subscription; types not listed change nothing.
@@ -34,9 +40,14 @@ STATUS_BY_TYPE: dict[str, str] = {
     "TEMPORARY_ENTITLEMENT_GRANT": "active",
     "CANCELLATION": "cancelled",  # access continues until expiration_at_ms
     "BILLING_ISSUE": "billing_issue",  # grace period: access until expiration_at_ms
+    "REFUND_REVERSED": "active",
+    # Paused at the end of the period: RevenueCat says to revoke access on EXPIRATION only.
     "SUBSCRIPTION_PAUSED": "paused",
     "EXPIRATION": "expired",
 }
+
+#: A cancellation with this reason is a refund: access ends at once.
+REFUND_REASON = "CUSTOMER_SUPPORT"
 
 _MAX_ID = 256
 _MAX_ENTITLEMENTS = 64
@@ -54,6 +65,9 @@ class RevenueCatEvent(msgspec.Struct, forbid_unknown_fields=False):
     expiration_at_ms: int | None = None
     store: str | None = None
     environment: str | None = None
+    cancel_reason: str | None = None
+    transferred_from: list[str] | None = None
+    transferred_to: list[str] | None = None
 
 
 class RevenueCatWebhook(msgspec.Struct, forbid_unknown_fields=False):
@@ -93,6 +107,17 @@ def parse_webhook(raw: bytes) -> RevenueCatEvent:
         )
     if event.app_user_id is not None and len(event.app_user_id) > _MAX_ID:
         raise InvalidField("event.app_user_id is too long", field="event.app_user_id")
+    for name in ("transferred_from", "transferred_to"):
+        ids = getattr(event, name)
+        if ids is not None and (
+            len(ids) > _MAX_ENTITLEMENTS
+            or any(not 1 <= len(i) <= _MAX_ID or not is_storable(i) for i in ids)
+        ):
+            raise InvalidField(f"too many or bad user ids in event.{name}", field=f"event.{name}")
+    if event.cancel_reason is not None and (
+        len(event.cancel_reason) > 64 or not is_storable(event.cancel_reason)
+    ):
+        raise InvalidField("event.cancel_reason is too long", field="event.cancel_reason")
     entitlements = entitlement_ids(event)
     if len(entitlements) > _MAX_ENTITLEMENTS or any(len(e) > _MAX_ID for e in entitlements):
         raise InvalidField("too many or too long entitlement ids", field="event.entitlement_ids")
@@ -105,10 +130,42 @@ def entitlement_ids(event: RevenueCatEvent) -> list[str]:
     return [event.entitlement_id] if event.entitlement_id else []
 
 
+def status_of(event: RevenueCatEvent) -> str | None:
+    """The subscription status ``event`` sets; None for a type that says nothing about access."""
+    if event.type == "CANCELLATION" and event.cancel_reason == REFUND_REASON:
+        return "refunded"
+    return STATUS_BY_TYPE.get(event.type)
+
+
+def _is_transfer(event: RevenueCatEvent) -> bool:
+    return event.type == "TRANSFER" and bool(event.transferred_from and event.transferred_to)
+
+
+_UPSERT = """INSERT INTO subscriptions AS s
+        (user_id, status, product_id, entitlement_ids, expiration_at_ms, store,
+         environment, last_event_id, last_event_type, event_timestamp_ms, cancel_reason)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    ON CONFLICT (user_id) DO UPDATE SET
+        status = EXCLUDED.status, product_id = EXCLUDED.product_id,
+        entitlement_ids = EXCLUDED.entitlement_ids,
+        expiration_at_ms = EXCLUDED.expiration_at_ms, store = EXCLUDED.store,
+        environment = EXCLUDED.environment, last_event_id = EXCLUDED.last_event_id,
+        last_event_type = EXCLUDED.last_event_type,
+        event_timestamp_ms = EXCLUDED.event_timestamp_ms,
+        cancel_reason = EXCLUDED.cancel_reason, updated_at = now()
+    WHERE (s.event_timestamp_ms, s.last_event_id)
+          < (EXCLUDED.event_timestamp_ms, EXCLUDED.last_event_id)
+    RETURNING user_id"""
+
+
 async def apply_event(pool: asyncpg.Pool, event: RevenueCatEvent) -> Outcome:
     """Record ``event`` and update the user's subscription; see the module docstring."""
-    status = STATUS_BY_TYPE.get(event.type)
-    if event.app_user_id is None:
+    status = status_of(event)
+    transfer = _is_transfer(event)
+    owner = event.app_user_id or (
+        event.transferred_to[0] if transfer and event.transferred_to else None
+    )
+    if owner is None:
         return Outcome.IGNORED
     product = event.new_product_id if event.type == "PRODUCT_CHANGE" else None
     async with pool.acquire() as conn, conn.transaction():
@@ -118,31 +175,20 @@ async def apply_event(pool: asyncpg.Pool, event: RevenueCatEvent) -> Outcome:
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING
                RETURNING event_id""",
             event.id,
-            event.app_user_id,
+            owner,
             event.type,
             event.product_id,
             event.event_timestamp_ms,
         )
         if recorded is None:
             return Outcome.DUPLICATE
+        if transfer:
+            return await _transfer(conn, event)
         if status is None:
             return Outcome.IGNORED
         applied = await conn.fetchval(
-            """INSERT INTO subscriptions AS s
-                   (user_id, status, product_id, entitlement_ids, expiration_at_ms, store,
-                    environment, last_event_id, last_event_type, event_timestamp_ms)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-               ON CONFLICT (user_id) DO UPDATE SET
-                   status = EXCLUDED.status, product_id = EXCLUDED.product_id,
-                   entitlement_ids = EXCLUDED.entitlement_ids,
-                   expiration_at_ms = EXCLUDED.expiration_at_ms, store = EXCLUDED.store,
-                   environment = EXCLUDED.environment, last_event_id = EXCLUDED.last_event_id,
-                   last_event_type = EXCLUDED.last_event_type,
-                   event_timestamp_ms = EXCLUDED.event_timestamp_ms, updated_at = now()
-               WHERE (s.event_timestamp_ms, s.last_event_id)
-                     < (EXCLUDED.event_timestamp_ms, EXCLUDED.last_event_id)
-               RETURNING user_id""",
-            event.app_user_id,
+            _UPSERT,
+            owner,
             status,
             product or event.product_id,
             entitlement_ids(event),
@@ -152,5 +198,43 @@ async def apply_event(pool: asyncpg.Pool, event: RevenueCatEvent) -> Outcome:
             event.id,
             event.type,
             event.event_timestamp_ms,
+            event.cancel_reason,
         )
     return Outcome.APPLIED if applied is not None else Outcome.STALE
+
+
+async def _transfer(conn: asyncpg.Connection, event: RevenueCatEvent) -> Outcome:
+    """Move the newest state among ``transferred_from`` to ``transferred_to`` (rows older
+    than the event only); the users it came from keep a ``transferred`` row."""
+    sources = sorted(set(event.transferred_from or []))
+    targets = sorted(set(event.transferred_to or []) - set(sources))
+    rows = await conn.fetch(
+        """SELECT status, product_id, entitlement_ids, expiration_at_ms, store, environment
+           FROM subscriptions WHERE user_id = ANY($1::text[])
+           ORDER BY expiration_at_ms DESC NULLS FIRST, event_timestamp_ms DESC
+           FOR UPDATE""",
+        sources,
+    )
+    if not rows:
+        return Outcome.IGNORED  # nothing known to move
+    moved = rows[0]
+    changed = 0
+    for user, status, reason in [(u, "transferred", "TRANSFER") for u in sources] + [
+        (u, moved["status"], None) for u in targets
+    ]:
+        result = await conn.fetchval(
+            _UPSERT,
+            user,
+            status,
+            moved["product_id"],
+            moved["entitlement_ids"],
+            moved["expiration_at_ms"],
+            moved["store"],
+            moved["environment"],
+            event.id,
+            event.type,
+            event.event_timestamp_ms,
+            reason,
+        )
+        changed += result is not None
+    return Outcome.APPLIED if changed else Outcome.STALE

@@ -36,6 +36,8 @@ from server.auth import mint_dev_token
 from server.config import Settings
 
 TEST_SECRET = "test-secret-" + "x" * 32
+#: The free plan's interviews a month on test servers (the product's default is 3).
+TEST_FREE_INTERVIEWS = 10_000
 
 
 @dataclass
@@ -90,6 +92,8 @@ def make_settings(services: Services, data_dir: Path, **overrides: object) -> Se
         redis_prefix=f"t{uuid.uuid4().hex[:10]}:",
         shutdown_grace_s=3.0,
         log_level="warning",
+        # Tests start many sessions per user; the quota's own tests set the product's 3.
+        free_interviews_per_month=TEST_FREE_INTERVIEWS,
     )
     return base.with_(**overrides)
 
@@ -231,6 +235,7 @@ def serve_env(services: Services, data_dir: Path, prefix: str, **settings: str) 
         MENTARA_LOG_LEVEL="warning",
         MENTARA_OFFLINE_TOKENS_PER_S="15",
         MENTARA_COALESCE_MS="10",
+        MENTARA_FREE_INTERVIEWS_PER_MONTH=str(TEST_FREE_INTERVIEWS),
     )
     env.update(settings)
     return env

@@ -124,7 +124,9 @@ def test_ticks_come_once_per_window() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         ticks, elapsed = runner.run(run())
     assert ticks == 20
-    assert elapsed >= 19.5 * 0.02
+    # A boundary served twice would make it ~half; the slack is for a first tick that ran
+    # late on a loaded machine (its start is read then), not for a shrunken window.
+    assert elapsed >= 18 * 0.02
 
 
 def scripted_turn(script: str) -> TurnRequest:

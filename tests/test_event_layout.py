@@ -46,7 +46,7 @@ async def test_the_append_script_stores_what_with_stamp_builds(
         await pubsub.subscribe(keys.channel)
         seq = await leases.append_script(
             keys=[keys.lease, keys.seq, keys.stream, keys.inputs],
-            args=[lease.token, 1_700_000_000_123, body, 100, 60_000, keys.channel, ""],
+            args=[lease.token, 1_700_000_000_123, body, 100, 60_000, keys.channel, "", lease.seq],
         )
         assert int(seq) == 42
         entries = await redis.xrange(keys.stream)

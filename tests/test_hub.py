@@ -53,10 +53,12 @@ async def stream(redis: aioredis.Redis, key: str) -> list[tuple[bytes, dict[byte
 
 
 async def append(leases: Leases, session_id: str, token: str, text: str) -> int:
+    """Append as an owner that knows the counter (the owner's last seq is the floor)."""
     keys = session_keys(leases.prefix, session_id)
+    last = int(await leases.redis.get(keys.seq) or 0)
     seq = await leases.append_script(
         keys=[keys.lease, keys.seq, keys.stream, keys.inputs],
-        args=[token, 1, body(text), 100, 60_000, keys.channel, ""],
+        args=[token, 1, body(text), 100, 60_000, keys.channel, "", last],
     )
     return int(seq)
 

@@ -37,6 +37,7 @@ from protocol.messages import (
 )
 from server.auth import mint_dev_token
 from server.config import Settings
+from server.hub.redis_client import connect as connect_redis
 from tests.interview_support import assert_gap_free, events, read_until
 from tests.support import (
     TEST_SECRET,
@@ -57,7 +58,14 @@ SESSION_TABLES = (
     "code_snapshots",
     "reports",
 )
-USER_TABLES = ("push_tokens", "push_outbox", "subscriptions", "subscription_events")
+USER_TABLES = (
+    "push_tokens",
+    "push_outbox",
+    "subscriptions",
+    "subscription_events",
+    "interview_usage",
+    "quota_grants",
+)
 
 
 @pytest.fixture
@@ -145,7 +153,7 @@ async def leftovers(
                 found.append(table)
     finally:
         await conn.close()
-    redis = aioredis.from_url(redis_url)
+    redis = connect_redis(redis_url)  # one Redis or a cluster (every node scanned)
     try:
         for sid in sids:
             found += [k.decode() async for k in redis.scan_iter(f"{prefix}{{s:{sid}}}:*")]
@@ -197,6 +205,10 @@ async def test_export_has_everything_of_the_caller_and_nothing_of_anyone_else(
     assert data["subscription"]["status"] == "active"
     assert data["subscription"]["entitlement_ids"] == ["pro"]
     assert [e["type"] for e in data["subscription_events"]] == ["INITIAL_PURCHASE"]
+    [usage] = data["interview_usage"]
+    assert (usage["used"], usage["granted"]) == (1, 0) and data["quota_grants"] == []
+    [track] = data["progress"]["tracks"]
+    assert track["overall"][0]["session_id"] == alice_session
 
     [session] = data["sessions"]
     assert session["id"] == alice_session
@@ -256,6 +268,12 @@ async def test_delete_ends_live_sockets_and_erases_everything(
     async with httpx.AsyncClient(base_url=server.http_url) as http:
         await http.post("/v1/me/push-tokens", json={"token": "t1"}, headers=bearer(server, alice))
         await rc_event(http, alice)
+        grant = await http.post(
+            f"/v1/admin/users/{alice}/grants",
+            json={"interviews": 1, "reason": "to be erased"},
+            headers={"Authorization": f"Bearer {server.token('ops', admin=True)}"},
+        )
+        assert grant.status_code == 200, grant.text
         async with (
             open_client(server.ws_url(), token=server.token(alice)) as live,
             open_client(server.ws_url(), token=server.token(alice)) as reader,

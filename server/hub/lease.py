@@ -8,14 +8,17 @@ renewal: an owner that dies is replaced once that time has passed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from server.hub import scripts
 from server.hub.batcher import ScriptBatcher
+from server.hub.cluster_batcher import ClusterScriptBatcher
 from server.hub.keys import session_keys
+from server.hub.redis_client import RedisClient
 
 RELEASED = "released"
 
@@ -34,7 +37,7 @@ class Lease:
 class Leases:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         prefix: str,
         worker_id: str,
         *,
@@ -53,10 +56,17 @@ class Leases:
         self._release = redis.register_script(scripts.RELEASE)
         if unfenced:
             log.warning("MENTARA_TEST_UNFENCED_APPEND: appends are NOT fenced (a test build)")
-        # Appends are auto-pipelined: all those of one loop turn share a round trip.
-        self.append_script = ScriptBatcher(
-            redis, scripts.APPEND_UNFENCED if unfenced else scripts.APPEND
-        )
+        # Appends are auto-pipelined: all those of one loop turn share a round trip (per
+        # node, on a cluster).
+        self.append_script: ScriptBatcher
+        if isinstance(redis, RedisCluster):
+            self.append_script = ClusterScriptBatcher(
+                redis, scripts.append_script(sharded=True, unfenced=unfenced)
+            )
+        else:
+            self.append_script = ScriptBatcher(
+                redis, scripts.append_script(sharded=False, unfenced=unfenced)
+            )
 
     async def aclose(self) -> None:
         await self.append_script.aclose()
@@ -115,6 +125,23 @@ class Leases:
         """Renew many leases in one round trip; False where the lease is no longer ours."""
         if not leases:
             return []
+        if isinstance(self.redis, RedisCluster):
+            # One call each, sent concurrently: the cluster client routes each to its slot's
+            # node (and loads the script on a node that lacks it, which a pipeline would not).
+            renewed = await asyncio.gather(
+                *(
+                    self._renew(
+                        keys=[session_keys(self.prefix, lease.session_id).lease],
+                        args=[lease.token, self.lease_ms],
+                    )
+                    for lease in leases
+                ),
+                return_exceptions=True,
+            )
+            for result in renewed:  # a node down: as one Redis down, the round failed
+                if isinstance(result, BaseException):
+                    raise result
+            return [bool(r) for r in renewed]
         pipe = self.redis.pipeline(transaction=False)
         for lease in leases:
             keys = session_keys(self.prefix, lease.session_id)

@@ -17,12 +17,11 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
-
 from protocol.codec import JSON
 from protocol.errors import ErrorCode, FrameError
 from protocol.messages import ClientFrame
 from server.errors import MentaraError
+from server.hub.redis_client import RedisClient, publish
 from server.hub.worker_messages import (
     InputReply,
     InputRequest,
@@ -50,7 +49,7 @@ class RemoteError(MentaraError):
 
 
 class InputRouter:
-    def __init__(self, redis: aioredis.Redis, my_channel: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, redis: RedisClient, my_channel: str, *, timeout_s: float = 10.0) -> None:
         self.redis = redis
         self.my_channel = my_channel
         self.timeout_s = timeout_s
@@ -71,7 +70,7 @@ class InputRouter:
             rid=rid, to=self.my_channel, sid=session_id, uid=user_id, f=JSON.encode(frame)
         )
         try:
-            receivers = await self.redis.publish(owner_channel, encode_input_message(request))
+            receivers = await publish(self.redis, owner_channel, encode_input_message(request))
             if not receivers:
                 raise OwnerUnreachable(owner_channel)
             self.forwarded += 1
@@ -120,7 +119,7 @@ class InputRouter:
             err = (ErrorCode.INTERNAL.value, "internal error", True, None)
         reply = InputReply(rid=message.rid, seq=seq, err=err)
         try:
-            await self.redis.publish(message.to, encode_input_message(reply))
+            await publish(self.redis, message.to, encode_input_message(reply))
         except Exception:
             log.warning("could not reply to a forwarded input", exc_info=True)
 

@@ -9,19 +9,37 @@ appends nothing.
 from __future__ import annotations
 
 # KEYS: lease, seq, stream, inputs. ARGV: owner token, ts, body (event JSON without seq/ts),
-# stream max length, ttl ms, channel, client input id ("" for none). Returns the new seq, or
-# the error FENCED. The input id is recorded with the event, in the same step: an owner that
-# dies before its write-behind reaches Postgres leaves the id where the next owner finds it,
-# so the client's re-sent input is not applied a second time.
+# stream max length, ttl ms, channel, client input id ("" for none), the owner's last seq.
+# Returns the new seq, or the error FENCED. The input id is recorded with the event, in the
+# same step: an owner that dies before its write-behind reaches Postgres leaves the id where
+# the next owner finds it, so the client's re-sent input is not applied a second time.
+#
+# The seq is the owner's last seq + 1, never the counter + 1 alone: replication is
+# asynchronous, so a failover can bring back a counter (and history) older than what the owner
+# already assigned, delivered and wrote behind to Postgres; counting on from it would give a
+# second event a seq clients and Postgres already hold (docs/scale-out.md, "Failover").
+# A counter *past* the owner's last seq is an append of this owner whose reply was lost (one
+# append at a time per session, under this owner's token): when the entry there is this very
+# event, re-sent, its seq is answered again; otherwise the new event goes after it.
 APPEND = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED')
 end
-local seq = redis.call('INCR', KEYS[2])
-local event = '{"seq":' .. seq .. ',"ts":' .. ARGV[2] .. ',' .. string.sub(ARGV[3], 2)
+local last = tonumber(ARGV[8])
+local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
+local tail = ',"ts":' .. ARGV[2] .. ',' .. string.sub(ARGV[3], 2)
+if counter > last then
+  local entry = redis.call('XRANGE', KEYS[3], counter .. '-0', counter .. '-0')
+  if entry[1] and entry[1][2][2] == '{"seq":' .. counter .. tail then
+    return counter
+  end
+  last = counter
+end
+local seq = last + 1
+redis.call('SET', KEYS[2], seq, 'PX', ARGV[5])
+local event = '{"seq":' .. seq .. tail
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'e', event)
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[7], seq)
   redis.call('PEXPIRE', KEYS[4], ARGV[5])
@@ -41,6 +59,15 @@ end
     "",
 )
 assert APPEND_UNFENCED != APPEND
+
+
+def append_script(*, sharded: bool, unfenced: bool = False) -> str:
+    """:data:`APPEND`, publishing with ``SPUBLISH`` when ``sharded`` (a Redis Cluster: the
+    event goes to the subscribers of its shard only) or classic ``PUBLISH`` (one Redis; the
+    embedded Redis 6.2 has no sharded pub/sub). ``unfenced``: TEST ONLY, :data:`APPEND_UNFENCED`."""
+    script = APPEND_UNFENCED if unfenced else APPEND
+    return script.replace("'PUBLISH'", "'SPUBLISH'") if sharded else script
+
 
 # KEYS: lease, fence, seq. ARGV: worker id, lease ms, floor seq (the last seq Postgres has),
 # ttl ms, and for a re-take the last seq the caller appended ("" otherwise). Acquires the lease

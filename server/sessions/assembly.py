@@ -13,11 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from protocol.messages import Error, SessionEnded
 from server.hub.keys import session_keys
 from server.hub.lease import Lease, Leases
+from server.hub.redis_client import RedisClient
 from server.interviewer.engine import EngineConfig, InterviewerEngine
 from server.interviewer.provider import LLMProvider
 from server.sessions.catalog import Catalog
@@ -49,7 +48,7 @@ class SessionAssembly:
     """Everything a live session is made of, shared by every session of the worker."""
 
     config: SessionConfig
-    redis: aioredis.Redis
+    redis: RedisClient
     prefix: str
     store: SessionStore
     writer: EventWriter

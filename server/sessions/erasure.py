@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from protocol.messages import SessionEnded
 from server.errors import ServiceUnavailable, SessionDeleted
 from server.hub.keys import erase_channel, session_keys
+from server.hub.redis_client import RedisClient, publish
 from server.hub.worker_messages import (
     EraseDone,
     EraseRound,
@@ -44,8 +45,6 @@ from server.hub.worker_messages import (
 from server.sessions.log import now_ms
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
-
     from server.hub.lease import Lease
     from server.sessions.channel import SessionChannel
     from server.sessions.live import LiveSession
@@ -112,7 +111,7 @@ class SessionEraser:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         prefix: str,
         worker_id: str,
         owners: ErasureOwners,
@@ -162,7 +161,7 @@ class SessionEraser:
         waiting = self._rounds[rid] = _Round()
         request = EraseRound(k=kind, rid=rid, sender=self.worker_id, sids=session_ids)
         try:
-            published = await self.redis.publish(self.channel, encode_erase_message(request))
+            published = await publish(self.redis, self.channel, encode_erase_message(request))
             waiting.expect(published)
             try:
                 async with asyncio.timeout(self.timeout_s):
@@ -217,7 +216,7 @@ class SessionEraser:
             log.exception("erase round failed on this worker")
         reply = EraseDone(rid=message.rid, to=message.sender)
         try:
-            await self.redis.publish(self.channel, encode_erase_message(reply))
+            await publish(self.redis, self.channel, encode_erase_message(reply))
         except Exception:
             log.warning("could not confirm an erase round", exc_info=True)
 

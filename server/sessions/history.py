@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
 from server.hub.keys import session_keys
+from server.hub.redis_client import RedisClient
 from server.sessions.logged_event import LoggedEvent
 from server.sessions.store import SessionStore
 
@@ -22,7 +21,7 @@ _PG_RETRIES = 20  # the write-behind lag is ~10 ms; wait up to ~1 s for Postgres
 
 
 class History:
-    def __init__(self, redis: aioredis.Redis, store: SessionStore, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, store: SessionStore, prefix: str) -> None:
         self.redis = redis
         self.store = store
         self.prefix = prefix
@@ -48,10 +47,13 @@ class History:
         self, session_id: str, after: int, upto: int | None = None
     ) -> list[LoggedEvent] | None:
         tail = await self.stream_range(session_id, after, upto)
-        if tail and tail[0].seq == after + 1:
+        if tail and tail[0].seq == after + 1 and _contiguous(tail, after):
             self.last_source = "redis"
             return tail
-        # Redis does not reach back far enough: Postgres has the older part.
+        # Redis does not reach back far enough (trimmed), or has a hole (a failover lost the
+        # last appends a master acknowledged; the owner went on after them): Postgres has the
+        # older part, Redis's contiguous end is kept.
+        tail = _contiguous_end(tail)
         first_in_redis = tail[0].seq if tail else None
         limit_seq = (first_in_redis - 1) if first_in_redis is not None else upto
         for _ in range(_PG_RETRIES):
@@ -75,3 +77,11 @@ class History:
 
 def _contiguous(events: Sequence[LoggedEvent], after: int) -> bool:
     return all(e.seq == after + 1 + i for i, e in enumerate(events))
+
+
+def _contiguous_end(events: list[LoggedEvent]) -> list[LoggedEvent]:
+    """The longest run of consecutive seqs that ends ``events``."""
+    start = len(events) - 1
+    while start > 0 and events[start - 1].seq == events[start].seq - 1:
+        start -= 1
+    return events[max(start, 0) :]

@@ -22,14 +22,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-import redis.asyncio as aioredis
-
 from protocol.codec import JSON
 from protocol.messages import Error, Snapshot
 from server import metrics
 from server.client_socket import ClientSocket
 from server.hub.keys import session_id_of_channel, session_keys
 from server.hub.pubsub import PubSubHub
+from server.hub.redis_client import RedisClient, publish
+from server.hub.sharded_pubsub import ShardedPubSubHub
 from server.sessions.channel import SessionChannel
 from server.sessions.history import History
 from server.sessions.logged_event import LoggedEvent, peek_seq
@@ -46,9 +46,9 @@ class LocalChannels:
     def __init__(
         self,
         *,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         prefix: str,
-        hub: PubSubHub,
+        hub: PubSubHub | ShardedPubSubHub,
         history: History,
         snapshot: Callable[[str], Awaitable[Snapshot | None]],
         owned: Mapping[str, object],
@@ -211,7 +211,7 @@ class LocalChannels:
         if channel is not None:
             for sock in channel.sockets():
                 sock.send(frame)
-        await self.redis.publish(session_keys(self.prefix, session_id).channel, JSON.encode(frame))
+        await publish(self.redis, session_keys(self.prefix, session_id).channel, JSON.encode(frame))
 
     async def check_gaps(self) -> None:
         """After a pub/sub reconnect: fill what every channel with sockets may have missed."""

@@ -17,7 +17,7 @@ Contract of :meth:`SessionLog.append`:
   append may wait behind another (or behind Redis), so a caller must not predict its seq
   from ``last_seq``: the rows that name the event's seq are projected from the event once
   its seq is assigned (:mod:`server.sessions.projector`);
-- while Redis is unreachable the append is retried with backoff (for up to
+- while Redis is unreachable (or a cluster's slot is failing over or moving) the append is retried with backoff (for up to
   ``redis_retry_s``), so a Redis restart pauses a session instead of breaking it. If Redis
   came back without the lease (it lost its data), the lease is taken again with the seq
   counter raised to what this owner last assigned: seqs continue with no gap.
@@ -38,6 +38,7 @@ from protocol.codec import JSON
 from protocol.messages import SessionEvent
 from protocol.storable import storable_value
 from server.hub.lease import Lease
+from server.hub.redis_client import TRANSIENT_ERRORS
 from server.retry import Backoff, Retrying
 from server.sessions.event_writer import EventWriter, Records
 from server.sessions.logged_event import LoggedEvent as LoggedEvent
@@ -355,7 +356,17 @@ class SessionLog:
             )
 
     def _script_args(self, token: str, ts: int, body: bytes, input_id: str) -> list[object]:
-        return [token, ts, body, self.stream_maxlen, self.ttl_ms, self.channel_name, input_id]
+        # The last argument is the seq floor: this owner's last seq (see scripts.APPEND).
+        return [
+            token,
+            ts,
+            body,
+            self.stream_maxlen,
+            self.ttl_ms,
+            self.channel_name,
+            input_id,
+            self.last_seq,
+        ]
 
     async def _append_in_redis(self, ts: int, body: bytes, input_id: str) -> int:
         retrying: Retrying | None = None  # made on the first failure: nothing per append
@@ -367,22 +378,33 @@ class SessionLog:
                 )
                 self._audit(int(seq), token_used)  # type: ignore[call-overload]
                 return int(seq)  # type: ignore[call-overload,no-any-return]
+            except TRANSIENT_ERRORS as exc:
+                retrying = await _wait_to_retry(retrying, self.redis_retry_s, exc)
             except redis_errors.ResponseError as exc:
                 if "FENCED" not in str(exc):
                     raise
                 if self.token != token_used:
                     continue  # the lease keeper re-took the lease meanwhile
-                lease = await self.reacquire(self.last_seq)
+                try:
+                    lease = await self.reacquire(self.last_seq)
+                except TRANSIENT_ERRORS as again:
+                    retrying = await _wait_to_retry(retrying, self.redis_retry_s, again)
+                    continue
                 if lease is None:
                     self.lost = True
                     raise LeaseLost(self.session_id) from None
                 log.warning("lease of %s re-taken after Redis lost it", self.session_id)
                 self.lease = lease
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-                if retrying is None:
-                    retrying = Retrying(REDIS_BACKOFF, give_up_after_s=self.redis_retry_s)
-                delay = retrying.next_delay()
-                if delay is None:
-                    raise
-                log.warning("redis unreachable (%r); retrying append in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
+
+
+async def _wait_to_retry(retrying: Retrying | None, retry_s: float, exc: BaseException) -> Retrying:
+    """Sleep before the next attempt of an append Redis did not answer; re-raise ``exc`` once
+    ``retry_s`` has passed since the first failure."""
+    if retrying is None:
+        retrying = Retrying(REDIS_BACKOFF, give_up_after_s=retry_s)
+    delay = retrying.next_delay()
+    if delay is None:
+        raise exc
+    log.warning("redis unreachable (%r); retrying append in %.2fs", exc, delay)
+    await asyncio.sleep(delay)
+    return retrying

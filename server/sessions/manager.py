@@ -19,9 +19,9 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from protocol.messages import (
     CandidateMessage,
@@ -44,7 +44,9 @@ from server.errors import Forbidden, MentaraError, NotFound, ServiceUnavailable
 from server.hub.keys import worker_channel
 from server.hub.lease import RELEASED, Leases
 from server.hub.pubsub import PubSubHub
+from server.hub.redis_client import RedisClient
 from server.hub.rpc import InputRouter, OwnerUnreachable
+from server.hub.sharded_pubsub import ShardedPubSubHub
 from server.interviewer.engine import phase_deadline
 from server.interviewer.provider import LLMProvider
 from server.sessions.assembly import SessionAssembly, SessionConfig
@@ -61,6 +63,9 @@ from server.sessions.ownership import Ownership
 from server.sessions.snapshots import build_snapshot
 from server.sessions.store import SessionRow, SessionStore
 from server.sessions.user_limits import UserLimits
+
+if TYPE_CHECKING:
+    from server.quota import Quota
 
 __all__ = ["NotAttached", "SessionConfig", "SessionManager"]
 
@@ -94,11 +99,12 @@ class SessionManager:
         catalog: Catalog,
         runner: CodeRunService,
         config: SessionConfig,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         prefix: str,
         judge: Any | None = None,
         summary_writer: Any | None = None,
         limits: UserLimits | None = None,
+        quota: Quota | None = None,
         token_revoked: Callable[[ClientSocket], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
@@ -112,6 +118,7 @@ class SessionManager:
         self.judge = judge  # the Claude judge when configured; None: the offline heuristics
         self.summary_writer = summary_writer
         self.limits = limits  # per-user live sessions and starts, across workers
+        self.quota = quota  # interviews per plan and period (None: no quota)
         # Raises Unauthorized when the socket's token predates its user's erasure.
         self.token_revoked = token_revoked
         self.worker_id = uuid.uuid4().hex[:12]
@@ -124,7 +131,11 @@ class SessionManager:
             unfenced=config.unfenced_append,
         )
         self.history = History(redis, store, prefix)
-        self.hub = PubSubHub(redis, self._on_pubsub, self._on_reconnect)
+        self.hub: PubSubHub | ShardedPubSubHub
+        if isinstance(redis, RedisCluster):  # sharded pub/sub, one connection per master
+            self.hub = ShardedPubSubHub(redis, self._on_pubsub, self._on_reconnect)
+        else:
+            self.hub = PubSubHub(redis, self._on_pubsub, self._on_reconnect)
         self.router = InputRouter(redis, worker_channel(prefix, self.worker_id))
         self.router.handler = self._apply_forwarded
         self.owned: dict[str, LiveSession] = {}
@@ -279,6 +290,7 @@ class SessionManager:
                 question_id=question.id,
                 start_input_id=frame.id,
                 deadline_ts=deadline_ts,
+                admit=self._admit(sock.user_id),
             )
         except BaseException:
             self._spawn(self._not_live(sock.user_id, session_id))
@@ -313,6 +325,17 @@ class SessionManager:
         sock.ack(frame.id, first.seq)
         session.arm_deadline()
         session.engine.start(introduce=True)
+
+    def _admit(self, user_id: str) -> Callable[[Any], Awaitable[None]] | None:
+        """The quota's check-and-count, run where the session row is created (atomic)."""
+        quota = self.quota
+        if quota is None:
+            return None
+
+        async def admit(conn: Any) -> None:
+            await quota.admit(conn, user_id)
+
+        return admit
 
     async def _not_live(self, user_id: str, session_id: str) -> None:
         """The session no longer counts against its user's live sessions."""

@@ -23,13 +23,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
-import redis.exceptions as redis_errors
-
 from server import metrics
 from server.errors import NotFound, ServiceUnavailable
 from server.hub.keys import session_keys
 from server.hub.lease import RELEASED, Lease, Leases
+from server.hub.redis_client import TRANSIENT_ERRORS, RedisClient
 from server.sessions.assembly import SessionAssembly
 from server.sessions.event_writer import EventWriter
 from server.sessions.history import History
@@ -52,7 +50,7 @@ class Ownership:
     def __init__(
         self,
         *,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         prefix: str,
         leases: Leases,
         store: SessionStore,
@@ -353,7 +351,7 @@ class Ownership:
             await self.ensure_owner(session_id)
         except SessionEndedError:
             pass
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        except TRANSIENT_ERRORS as exc:
             log.warning("cannot check the owner of %s: %r", session_id, exc)
 
 

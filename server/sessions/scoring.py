@@ -21,7 +21,8 @@ Contract:
   reach the candidate), the final deltas are appended, the report is built (Claude writes
   the summary when configured, bounded in time; the ledger-built one otherwise or on
   failure, never nothing), stored with one push notification per registered device in the
-  same transaction, and announced with ``report.ready``.
+  same transaction, and announced with ``report.ready``. The report's ``since_previous``
+  compares it with the user's previous stored reports of the track (``server.progress``).
 """
 
 from __future__ import annotations
@@ -30,14 +31,18 @@ import asyncio
 import logging
 import uuid
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from protocol.messages import CandidateSaid, InterviewerDelta, ReportReady, SessionEvent
 from scoring.code_runner import RunLimits, SandboxUnavailable
 from scoring.edge_probes import EdgeProbes
 from scoring.judges.code import HiddenTestResult
+from scoring.progress import since_previous
+from scoring.report import Report
 from scoring.scorer import SessionScorer
 from server.errors import MentaraError
+from server.progress import previous_reports
 from server.sessions.languages import runnable_language
 from server.sessions.log import LoggedEvent, SessionLog
 from server.sessions.store import SessionStore
@@ -258,6 +263,7 @@ class LiveScoring:
             written = await self.summary_writer.write(report)
             if written:
                 report = self.scorer.report(summary=written)
+        report = replace(report, since_previous=await self._since_previous(report))
         report_id = await self.store.save_report(
             session_id=self.session_id,
             user_id=self.user_id,
@@ -271,6 +277,19 @@ class LiveScoring:
                 report_id=report_id, overall=report.overall, summary=report.summary, seq=0, ts=0
             )
         )
+
+    async def _since_previous(self, report: Report) -> dict[str, Any] | None:
+        """How this report compares with the user's previous reports of the track; None
+        (logged) when they cannot be read: the report is never held up for it."""
+        current = {"track": report.track, "dimensions": [d.to_dict() for d in report.dimensions]}
+        try:
+            previous = await previous_reports(self.store.pool, self.session_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("previous reports unreadable", extra={"session_id": self.session_id})
+            return None
+        return since_previous(current, previous)
 
     async def _hidden_tests(self, code: Any | None) -> HiddenTestResult | None:
         question = self.question

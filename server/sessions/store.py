@@ -8,6 +8,7 @@ The write path is batched (:meth:`SessionStore.write_batch`, called by the Event
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,12 +121,16 @@ class SessionStore:
         question_id: str,
         start_input_id: str,
         deadline_ts: int,
+        admit: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     ) -> tuple[SessionRow, bool]:
         """Create the session, or find the one this user created with the same ``id``.
 
         Returns ``(row, created)``; ``created`` is False when ``start_input_id`` was seen before.
+        ``admit`` runs in the creating transaction once the new row is in (never for a
+        repeated ``id``); whatever it raises rolls the row back and propagates (the quota:
+        ``server.quota``).
         """
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
             record = await conn.fetchrow(
                 f"""INSERT INTO sessions (id, user_id, track, language, question_id,
                                           start_input_id, deadline_ts)
@@ -141,6 +146,8 @@ class SessionStore:
                 deadline_ts,
             )
             if record is not None:
+                if admit is not None:
+                    await admit(conn)
                 return SessionRow.from_record(record), True
             record = await conn.fetchrow(
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND start_input_id = $2",

@@ -21,10 +21,9 @@ from __future__ import annotations
 import time
 import uuid
 
-import redis.asyncio as aioredis
-
 from server.errors import RateLimited
 from server.hub.keys import user_keys
+from server.hub.redis_client import RedisClient
 
 WINDOW_MS = 60_000
 
@@ -67,7 +66,7 @@ class UserLimits:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         prefix: str,
         *,
         live_sessions: int,
