@@ -24,6 +24,9 @@ Environment for ``test``:
                                            ``test`` installs Debian's package if it runs as
                                            root where apt-get exists)
     MENTARA_SKIP_BROWSER_TESTS=1           skip that test instead of failing without a browser
+    MENTARA_SKIP_CHAOS=1                   skip the partition suite (tests/test_chaos.py, run with
+                                           MENTARA_TEST_SERVICES=local only; it needs root and
+                                           `ip netns`) instead of failing without them
 """
 
 from __future__ import annotations

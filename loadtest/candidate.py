@@ -37,6 +37,7 @@ from loadtest.config import http_base, interview_url
 from loadtest.context import WorkerContext
 from loadtest.integrity import IntegrityIssue, StreamChecker
 from loadtest.link import Link
+from loadtest.record import event_digest, text_digest
 from loadtest.scenario import CandidateScript, CodeBuffer, pick_track
 from protocol.client import ConnectionClosedByServer, InterviewClient, ServerErrorReply, new_id
 from protocol.codec import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL
@@ -216,6 +217,9 @@ class VirtualCandidate:
             if counted_active:
                 self.ctx.active -= 1
             await self._close_link()
+            self.ctx.recorder.write(
+                k="done", u=self.user_id, s=self.checker.session_id, phase=self.phase.value
+            )
 
     def _fail(self) -> None:
         if self.phase not in (Phase.DONE, Phase.FAILED):
@@ -499,6 +503,10 @@ class VirtualCandidate:
             self._expire_one(oldest)
         self.pending[ref] = _Pending(kind, frame, self._loop.time())
         self.metrics.count(f"sent.{kind}")
+        if self.ctx.recorder.enabled:
+            text = frame.text if isinstance(frame, CandidateMessage) else None
+            digest = None if text is None else text_digest(text)
+            self.ctx.recorder.write(k="sent", u=self.user_id, ref=ref, kind=kind, h=digest)
         await self._write(frame)
 
     async def _write(self, frame: ClientFrame) -> None:
@@ -569,6 +577,15 @@ class VirtualCandidate:
             self.metrics.events_per_s[second] += 1
             self.metrics.observe("lag_ms", arrived_ms - event.ts, second)
         self._issues(self.checker.on_event(event))
+        if self.ctx.recorder.enabled:
+            self.ctx.recorder.write(
+                k="ev",
+                u=self.user_id,
+                s=self.checker.session_id,
+                q=event.seq,
+                t=event.__struct_config__.tag,
+                h=event_digest(event),
+            )
         now = self._loop.time()
         match event:
             case SessionStarted():
@@ -613,6 +630,15 @@ class VirtualCandidate:
         if pending is None:
             self.metrics.count("ack.unmatched")
             return
+        if self.ctx.recorder.enabled:
+            self.ctx.recorder.write(
+                k="ack",
+                u=self.user_id,
+                s=self.checker.session_id,
+                ref=ack.ref,
+                kind=pending.kind,
+                q=ack.seq if isinstance(ack.seq, int) else None,
+            )
         if not pending.resent:
             ms = (self._loop.time() - pending.sent_at) * 1000
             if pending.kind in INPUT_KINDS:

@@ -137,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between progress lines (default 2)",
     )
     p.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
+    p.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="write every event each candidate received and every ack, one JSON line each, "
+        "under DIR (for a checker afterwards, e.g. mentara chaos)",
+    )
     return p
 
 
@@ -185,6 +192,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> LoadConfig:
         progress_every_s=args.progress_every,
         seed=args.seed,
         run_id=uuid.uuid4().hex[:8],
+        record_dir=args.record,
     ).validate()
 
 

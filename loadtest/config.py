@@ -119,6 +119,9 @@ class LoadConfig:
     seed: int = 1
     run_id: str = "run"
     """A short tag in every user id (``load-<run_id>-<n>``), so runs never share a user."""
+    record_dir: Path | None = None
+    """Where each candidate's events and acks are written for a later checker
+    (:mod:`loadtest.record`); None: not written."""
 
     def validate(self) -> LoadConfig:
         """Return self, or raise ConfigError naming the first bad option."""
@@ -161,6 +164,7 @@ class LoadConfig:
         data = asdict(self)
         data.pop("token_secret")
         data["out_dir"] = str(self.out_dir)
+        data["record_dir"] = None if self.record_dir is None else str(self.record_dir)
         data["urls"] = list(self.urls)
         data["mix"] = {track: round(weight, 6) for track, weight in self.mix}
         return data

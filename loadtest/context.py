@@ -16,6 +16,7 @@ import httpx
 from loadtest.config import LoadConfig
 from loadtest.integrity import IntegrityIssue
 from loadtest.metrics import MetricSet
+from loadtest.record import Recorder
 
 __all__ = ["MAX_ISSUE_DETAILS", "WorkerContext"]
 
@@ -43,6 +44,8 @@ class WorkerContext:
     observations: list[dict[str, Any]] = field(default_factory=list)
     """Anomalies that are not integrity errors, with details (the first ones only)."""
     active: int = 0
+    recorder: Recorder = field(default_factory=lambda: Recorder(None, "", 0))
+    """Writes what the candidates saw when the run records (``--record``)."""
     http_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(HTTP_CONCURRENCY)
     )

@@ -31,6 +31,7 @@ import httpx
 from loadtest.candidate import Phase, VirtualCandidate
 from loadtest.config import LoadConfig
 from loadtest.context import WorkerContext
+from loadtest.record import Recorder
 
 __all__ = ["Emit", "WorkerPlan", "plan_workers", "run_worker", "worker_process"]
 
@@ -66,6 +67,7 @@ async def run_worker(plan: WorkerPlan, emit: Emit) -> None:
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
     async with httpx.AsyncClient(trust_env=False, limits=limits) as http:
         ctx = WorkerContext(config, plan.worker_id, plan.t0_wall, t0_loop, http)
+        ctx.recorder = Recorder(config.record_dir, config.run_id, plan.worker_id)
         candidates = [VirtualCandidate(i, ctx) for i in plan.indices]
         end_at = t0_loop + config.duration_s
         ticker = asyncio.create_task(_tick(ctx, emit), name="load-progress")
@@ -92,6 +94,7 @@ async def run_worker(plan: WorkerPlan, emit: Emit) -> None:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            ctx.recorder.close()
         for candidate in candidates:
             if candidate.phase not in (Phase.DONE, Phase.FAILED):
                 ctx.metrics.count("sessions.unfinished")

@@ -44,6 +44,10 @@ log = logging.getLogger("mentara.account")
 #: Sessions read per query while exporting; events per query within a session.
 SESSION_PAGE = 50
 EVENT_PAGE = 1000
+#: One page of a session's events in the export: one partition's primary key range
+#: (tests/test_event_store.py checks the plan).
+EXPORT_EVENTS_SQL = """SELECT seq, body::text AS body FROM session_events
+                       WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"""
 #: Rounds of ERASE_BATCH sessions before giving up (a user creating sessions faster than
 #: they are erased); the request is then answered retryable.
 MAX_ERASE_ROUNDS = 1000
@@ -203,8 +207,7 @@ async def _session_json(pool: asyncpg.Pool, row: asyncpg.Record) -> AsyncIterato
     after = 0
     while True:
         page = await pool.fetch(
-            """SELECT seq, body::text AS body FROM session_events
-               WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
+            EXPORT_EVENTS_SQL,
             session_id,
             after,
             EVENT_PAGE,

@@ -159,6 +159,8 @@ def create_app(settings: Settings) -> Starlette:
                 lease_ms=settings.lease_ms,
                 stream_maxlen=settings.history_max_events,
                 history_ttl_ms=settings.history_ttl_s * 1000,
+                append_audit=settings.append_audit,
+                unfenced_append=settings.test_unfenced_append,
                 engine=EngineConfig(
                     max_tokens=settings.llm_max_tokens,
                     token_budget=settings.llm_token_budget,

@@ -1,5 +1,5 @@
-"""The ``mentara`` command line: ``serve``, ``runner``, ``token``, ``migrate``, ``load`` and
-``bench``.
+"""The ``mentara`` command line: ``serve``, ``runner``, ``token``, ``migrate``, ``load``,
+``bench`` and ``chaos``.
 
 ``serve`` is the whole stack in one command: it starts the embedded Postgres and Redis that the
 environment leaves without a URL, applies the migrations, binds the port, says in one line what
@@ -227,6 +227,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.bench_args)
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    for extra, modules in (("load", ("loadtest.cli",)), ("embedded", ("pgserver",))):
+        if (why := missing_extra(extra, modules)) is not None:
+            print(f"mentara chaos: {why}", file=sys.stderr)
+            return 2
+    from chaos.cli import main as chaos_main
+
+    return chaos_main(args.chaos_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mentara", description="Mentara interview server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
+    chaos = sub.add_parser(
+        "chaos",
+        help="partitions across network-namespace hosts under load, then a check (root)",
+        add_help=False,
+        prefix_chars="+",
+    )
+    chaos.add_argument("chaos_args", nargs=argparse.REMAINDER)
+    chaos.set_defaults(func=cmd_chaos)
     return parser
 
 

@@ -250,6 +250,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MENTARA_LOG_LEVEL", "info", "Log level: debug, info, warning, error."),
     EnvVar("MENTARA_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
     EnvVar(
+        "MENTARA_APPEND_AUDIT",
+        "0",
+        "1: a log line (at info) per appended event with the fencing token it was appended"
+        " under; `mentara chaos` turns it on to check one owner per session (docs/reliability.md).",
+    ),
+    EnvVar(
+        "MENTARA_TEST_UNFENCED_APPEND",
+        "0",
+        "TEST ONLY, never in production: 1 removes the fence check from the append, so a"
+        " stale owner can append; the chaos checker's test uses it to show it catches that.",
+    ),
+    EnvVar(
         "PROMETHEUS_MULTIPROC_DIR",
         "(set by serve)",
         "Folder for multi-process metrics; `mentara serve` sets it under the data folder.",
@@ -322,6 +334,8 @@ class Settings:
     paid_interviews_per_month: int | None = None  # None: unlimited
     log_level: str = "info"
     log_format: str = "text"
+    append_audit: bool = False
+    test_unfenced_append: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -439,6 +453,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         paid_interviews_per_month=_cap(env, "MENTARA_PAID_INTERVIEWS_PER_MONTH"),
         log_level=(_get(env, "MENTARA_LOG_LEVEL") or "info").lower(),
         log_format=log_format,
+        append_audit=_get(env, "MENTARA_APPEND_AUDIT") == "1",
+        test_unfenced_append=_get(env, "MENTARA_TEST_UNFENCED_APPEND") == "1",
     )
 
 

@@ -25,17 +25,20 @@ from tests.support import (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The Redis Cluster tests start six ``redis-server`` processes and run for minutes: they
-    run in CI's local-services pass. In the embedded pass they are deselected (reported as
-    deselected, never as skipped or passed)."""
+    """Suites that start servers of their own and run for minutes run in CI's local-services
+    pass only; in the embedded pass they are deselected (reported as deselected, never as
+    skipped or passed): the Redis Cluster tests (six ``redis-server`` processes) and the
+    chaos suite (network-namespace hosts, root)."""
     if services_mode() != "embedded":
         return
-    kept = [item for item in items if item.get_closest_marker("redis_cluster") is None]
-    if len(kept) != len(items):
-        config.hook.pytest_deselected(
-            items=[item for item in items if item.get_closest_marker("redis_cluster")]
-        )
-        items[:] = kept
+    marked = [
+        item
+        for item in items
+        if item.get_closest_marker("redis_cluster") or item.get_closest_marker("chaos")
+    ]
+    if marked:
+        config.hook.pytest_deselected(items=marked)
+        items[:] = [item for item in items if item not in marked]
 
 
 @pytest.fixture(scope="session")

@@ -105,6 +105,38 @@ async def test_the_seq_counter_is_never_rewound(
     assert await append(leases, "s2", lease.token, "next") == 42
 
 
+async def test_a_former_owner_retakes_a_lost_lease_only_if_nobody_appended_since(
+    redis: aioredis.Redis, new_leases: Callable[..., Leases]
+) -> None:
+    """Found by the chaos harness: A (cut off) lost its lease to B, B appended, then B's lease
+    expired too (B frozen). A, back, saw its lease gone and took it again as if Redis had lost
+    it, and went on from its stale state (a delta for a turn B had ended). A re-take is now
+    refused once the counter, or the store, is past the re-taker's last seq."""
+    prefix = f"hub{uuid.uuid4().hex[:6]}:"
+    a = new_leases(prefix, "worker-a", lease_ms=300)
+    b = new_leases(prefix, "worker-b", lease_ms=300)
+    lease_a = await a.acquire("s3", 0)
+    assert lease_a is not None
+    assert await append(a, "s3", lease_a.token, "x") == 1
+    await asyncio.sleep(0.4)
+    lease_b = await b.acquire("s3", 0)
+    assert lease_b is not None
+    assert await append(b, "s3", lease_b.token, "turn ended by B") == 2
+    await asyncio.sleep(0.4)  # B's lease expires in its turn
+
+    assert await a.acquire("s3", 1, retake=True) is None  # A's state ends at seq 1: stale
+    assert await b.acquire("s3", 2, retake=True) is not None  # B's does not
+
+    # Redis lost its data (counter gone) after B's seq 2 reached Postgres: A's state is still
+    # stale, and Postgres says so.
+    keys = session_keys(prefix, "s3")
+    await redis.delete(keys.lease, keys.seq, keys.fence)
+    assert await a.retake("s3", 1, stored_seq=2) is None
+    # Nobody appended past A's last seq anywhere: a plain data loss, A takes it back.
+    again = await a.retake("s3", 2, stored_seq=2)
+    assert again is not None and again.seq == 2
+
+
 class FakeSocket:
     """Stands in for a ClientSocket: records the bytes delivered to it."""
 

@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("protocol", "scoring", "server", "loadtest", "bench")
+PACKAGES = ("protocol", "scoring", "server", "loadtest", "bench", "chaos")
 
 
 def module_graph(root: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:

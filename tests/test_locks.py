@@ -9,7 +9,8 @@ pins it adds to the runtime's. What is checked here:
   ``bench``;
 - every import statement of those packages, those inside functions too, names the standard
   library, the project or a runtime distribution: the embedded servers' packages only in the
-  embedded modules, ``loadtest`` and ``bench`` only inside ``server/cli.py``'s subcommands;
+  embedded modules, ``loadtest``, ``bench`` and ``chaos`` only inside ``server/cli.py``'s
+  subcommands;
 - each lock is the dependency closure of its list in ``pyproject.toml`` (an extra's without
   the runtime's), pinned to what this venv holds, one version per package across the locks,
   with no index or other option; ``dev.py`` installs every lock;
@@ -217,6 +218,7 @@ def test_a_fresh_interpreter_importing_the_server_loads_the_runtime_only() -> No
     modules: list[str] = json.loads(done.stdout)
     assert "loadtest" not in modules
     assert "bench" not in modules
+    assert "chaos" not in modules
     loaded = {d for d in map(distribution_of, modules) if d is not None}
     assert not loaded & NOT_RUNTIME
     assert loaded - OPTIONAL_IMPORTS <= set(lock("runtime")), "imported, not in the runtime lock"
@@ -265,7 +267,7 @@ def test_every_import_in_production_code_is_of_the_runtime() -> None:
     for rel, module, nested in production_imports():
         if module in sys.stdlib_module_names or module in PRODUCTION_PACKAGES:
             continue
-        if module in ("loadtest", "bench"):
+        if module in ("loadtest", "bench", "chaos"):
             if rel != "server/cli.py" or not nested:
                 wrong.append(f"{rel}: {module} (only a subcommand of server/cli.py may)")
             continue
@@ -284,7 +286,12 @@ def test_every_import_in_production_code_is_of_the_runtime() -> None:
 
 @pytest.mark.parametrize(
     ("command", "absent", "extra"),
-    [("load", "matplotlib", "load"), ("load", "loadtest", "load"), ("bench", "psutil", "bench")],
+    [
+        ("load", "matplotlib", "load"),
+        ("load", "loadtest", "load"),
+        ("bench", "psutil", "bench"),
+        ("chaos", "pgserver", "embedded"),
+    ],
 )
 def test_a_command_whose_extra_is_missing_says_which_lock_to_install(
     command: str,

@@ -48,22 +48,41 @@ redis.call('PUBLISH', ARGV[6], event)
 return seq
 """
 
+# TEST ONLY (MENTARA_TEST_UNFENCED_APPEND): APPEND without its fence check, so a stale owner
+# appends. Never configured in production; the chaos checker's own test uses it to show that
+# the checker catches two owners appending to one session (tests/test_chaos.py).
+APPEND_UNFENCED = APPEND.replace(
+    """if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED')
+end
+""",
+    "",
+)
+assert APPEND_UNFENCED != APPEND
 
-def append_script(*, sharded: bool) -> str:
+
+def append_script(*, sharded: bool, unfenced: bool = False) -> str:
     """:data:`APPEND`, publishing with ``SPUBLISH`` when ``sharded`` (a Redis Cluster: the
     event goes to the subscribers of its shard only) or classic ``PUBLISH`` (one Redis; the
-    embedded Redis 6.2 has no sharded pub/sub)."""
-    return APPEND.replace("'PUBLISH'", "'SPUBLISH'") if sharded else APPEND
+    embedded Redis 6.2 has no sharded pub/sub). ``unfenced``: TEST ONLY, :data:`APPEND_UNFENCED`."""
+    script = APPEND_UNFENCED if unfenced else APPEND
+    return script.replace("'PUBLISH'", "'SPUBLISH'") if sharded else script
 
 
 # KEYS: lease, fence, seq. ARGV: worker id, lease ms, floor seq (the last seq Postgres has),
-# ttl ms. Acquires the lease if free or released; raises the seq counter to at least the floor (after a
-# Redis restart or expiry the counter is recovered, never rewound). Returns
-# {token, seq} or {false, current holder}.
+# ttl ms, and for a re-take the last seq the caller appended ("" otherwise). Acquires the lease
+# if free or released; raises the seq counter to at least the floor (after a Redis restart or
+# expiry the counter is recovered, never rewound). Returns {token, seq} or {false, current
+# holder}. A re-take (a former owner whose lease vanished) is refused with {false, 'advanced'}
+# when the counter is past the caller's last seq: the lease did not vanish with Redis's data,
+# another owner appended since (and its lease then expired), and the caller's state is stale.
 ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= 'released' then
   return {false, holder}
+end
+if ARGV[5] ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(ARGV[5]) then
+  return {false, 'advanced'}
 end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])

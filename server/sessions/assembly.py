@@ -39,6 +39,8 @@ class SessionConfig:
     lease_ms: int = 5000
     stream_maxlen: int = 10_000
     history_ttl_ms: int = 6 * 3600 * 1000
+    append_audit: bool = False  # a log line per appended event (MENTARA_APPEND_AUDIT)
+    unfenced_append: bool = False  # TEST ONLY (MENTARA_TEST_UNFENCED_APPEND)
 
 
 @dataclass
@@ -77,7 +79,7 @@ class SessionAssembly:
 
         async def reacquire(floor: int) -> Lease | None:
             """Redis lost our lease: take it again, unless another worker has it now."""
-            taken = await self.leases.acquire(row.id, floor)
+            taken = await self.leases.retake(row.id, floor, await self.store.last_seq(row.id))
             if taken is None:
                 current = session_log.lease  # the keeper may have re-taken it meanwhile
                 value = await self.redis.get(keys.lease)
@@ -98,6 +100,7 @@ class SessionAssembly:
             channel=self.channels.channel(row.id),
             stream_maxlen=self.config.stream_maxlen,
             ttl_ms=self.config.history_ttl_ms,
+            audit=self.config.append_audit,
         )
         session_log.projector.warm(catch_up or [])  # a taken-over turn's start and deltas
         engine = InterviewerEngine(

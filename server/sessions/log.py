@@ -55,6 +55,10 @@ class LocalFanout(Protocol):
 
 
 log = logging.getLogger("mentara.log")
+#: With ``audit``: one line per appended event, "append S seq N token W:F" (the fence it was
+#: appended under), from which the chaos checker tells whether two owners ever appended to
+#: one session at once.
+audit_log = logging.getLogger("mentara.audit")
 
 #: Event types whose commit nobody awaits (EventWriter ``urgent=False``).
 _LAZY_TYPES = frozenset({"interviewer.delta", "score.delta"})
@@ -155,6 +159,7 @@ class SessionLog:
         stream_maxlen: int,
         ttl_ms: int,
         redis_retry_s: float = 30.0,
+        audit: bool = False,
     ) -> None:
         self.session_id = session_id
         self.last_seq = last_seq
@@ -172,6 +177,7 @@ class SessionLog:
         self.stream_maxlen = stream_maxlen
         self.ttl_ms = ttl_ms
         self.redis_retry_s = redis_retry_s
+        self.audit = audit
         self.lost = False
         self._lock = SerialLock()
         self._tasks: set[asyncio.Task[None]] = set()  # append_soon's slow paths
@@ -241,7 +247,7 @@ class SessionLog:
             self._spawn(self._finish_soon(event, body, ts, None, done))
         else:
             first.add_done_callback(
-                lambda answered: self._answered(answered, event, body, ts, done)
+                lambda answered: self._answered(answered, event, body, ts, token_used, done)
             )
         return True
 
@@ -251,12 +257,14 @@ class SessionLog:
         event: SessionEvent,
         body: bytes,
         ts: int,
+        token_used: str,
         done: AppendDone,
     ) -> None:
         if answered.cancelled() or answered.exception() is not None:
             self._spawn(self._finish_soon(event, body, ts, None, done))
             return
         seq = int(answered.result())  # type: ignore[call-overload]
+        self._audit(seq, token_used)
         try:
             logged, extra, urgent = self._deliver(event, body, seq, ts, None)
             durable = self.writer.submit_nowait(extra, urgent=urgent)
@@ -337,6 +345,16 @@ class SessionLog:
         extra = self.projector.rows(logged, input_id)
         return logged, extra, logged.type not in _LAZY_TYPES
 
+    def _audit(self, seq: int, token: str) -> None:
+        if self.audit:
+            audit_log.info(
+                "append %s seq %s token %s",
+                self.session_id,
+                seq,
+                token,
+                extra={"session_id": self.session_id},
+            )
+
     def _script_args(self, token: str, ts: int, body: bytes, input_id: str) -> list[object]:
         # The last argument is the seq floor: this owner's last seq (see scripts.APPEND).
         return [
@@ -358,6 +376,7 @@ class SessionLog:
                 seq = await self.append_script(
                     keys=self.keys, args=self._script_args(token_used, ts, body, input_id)
                 )
+                self._audit(int(seq), token_used)  # type: ignore[call-overload]
                 return int(seq)  # type: ignore[call-overload,no-any-return]
             except TRANSIENT_ERRORS as exc:
                 retrying = await _wait_to_retry(retrying, self.redis_retry_s, exc)

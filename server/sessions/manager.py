@@ -123,7 +123,12 @@ class SessionManager:
         self.token_revoked = token_revoked
         self.worker_id = uuid.uuid4().hex[:12]
         self.leases = Leases(
-            redis, prefix, self.worker_id, lease_ms=config.lease_ms, ttl_ms=config.history_ttl_ms
+            redis,
+            prefix,
+            self.worker_id,
+            lease_ms=config.lease_ms,
+            ttl_ms=config.history_ttl_ms,
+            unfenced=config.unfenced_append,
         )
         self.history = History(redis, store, prefix)
         self.hub: PubSubHub | ShardedPubSubHub

@@ -330,7 +330,10 @@ class Ownership:
         worker owns the session now and this one stops."""
         value = await self.redis.get(session_keys(self.prefix, session.id).lease)
         if value is None:
-            taken = await self.leases.acquire(session.id, session.log.last_seq)
+            last = session.log.last_seq
+            taken = await self.leases.retake(
+                session.id, last, await self.store.last_seq(session.id)
+            )
             if taken is not None:
                 log.warning("re-took the lease of %s after Redis lost it", session.id)
                 session.lease = taken  # the log's handle: its appends present the new token

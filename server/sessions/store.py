@@ -98,6 +98,15 @@ _SESSION_COLUMNS = (
 )
 
 
+#: The replay after a seq (a resume, a take-over's catch-up): one partition's primary key range
+#: (tests/test_event_store.py checks the plan).
+EVENTS_AFTER_SQL = """SELECT seq, type, ts, body::text AS body FROM session_events
+                      WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"""
+EVENTS_AFTER_OF_TYPES_SQL = """SELECT seq, type, ts, body::text AS body FROM session_events
+                               WHERE session_id = $1 AND seq > $2 AND type = ANY($4::text[])
+                               ORDER BY seq LIMIT $3"""
+
+
 class SessionStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -175,15 +184,12 @@ class SessionStore:
     async def events_after(
         self, session_id: str, after_seq: int, *, limit: int = 100_000, types: tuple[str, ...] = ()
     ) -> list[StoredEvent]:
-        query = "SELECT seq, type, ts, body::text AS body FROM session_events WHERE session_id = $1 AND seq > $2"
-        args: list[Any] = [session_id, after_seq]
         if types:
-            query += " AND type = ANY($4::text[])"
-        query += " ORDER BY seq LIMIT $3"
-        args.append(limit)
-        if types:
-            args.append(list(types))
-        records = await self.pool.fetch(query, *args)
+            records = await self.pool.fetch(
+                EVENTS_AFTER_OF_TYPES_SQL, session_id, after_seq, limit, list(types)
+            )
+        else:
+            records = await self.pool.fetch(EVENTS_AFTER_SQL, session_id, after_seq, limit)
         return [StoredEvent(r["seq"], r["type"], r["ts"], r["body"]) for r in records]
 
     async def last_seq(self, session_id: str) -> int:
