@@ -1,69 +1,18 @@
-"""Token coalescing: fewer events, the same text, nothing delivered after a stop."""
+"""The process's ticks (one per window, shared by every session) and the offline provider on
+them. What a turn appends on the ticks: test_tick_speech.py."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
-import pytest
-
-from server.interviewer.coalesce import Coalescer, ticker_for
+from server.interviewer.coalesce import ticker_for
 from server.interviewer.offline_provider import OfflineProvider, tokenize
 from server.interviewer.provider import (
-    StreamItem,
     TextDelta,
-    TurnFinished,
     TurnIntent,
     TurnRequest,
 )
-
-
-async def stream(
-    tokens: list[str], *, every_s: float, fail_after: int | None = None
-) -> AsyncIterator[StreamItem]:
-    for i, token in enumerate(tokens):
-        if fail_after is not None and i == fail_after:
-            raise RuntimeError("stream cut")
-        await asyncio.sleep(every_s)
-        yield TextDelta(token)
-    yield TurnFinished("end_turn", output_tokens=len(tokens))
-
-
-async def test_many_tokens_become_few_deltas_with_the_same_text() -> None:
-    tokens = [f"t{i} " for i in range(200)]
-    coalescer = Coalescer(stream(tokens, every_s=0.001), window_s=0.03, stop=asyncio.Event())
-    out = [text async for text in coalescer.deltas()]
-    assert "".join(out) == "".join(tokens)
-    assert len(out) < len(tokens) / 4
-    assert coalescer.finished is not None
-    assert coalescer.finished.output_tokens == 200
-
-
-async def test_a_stop_delivers_nothing_more() -> None:
-    stop = asyncio.Event()
-    tokens = [f"w{i} " for i in range(500)]
-    coalescer = Coalescer(stream(tokens, every_s=0.002), window_s=0.02, stop=stop)
-    out: list[str] = []
-    async for text in coalescer.deltas():
-        out.append(text)
-        if len(out) == 3:
-            stop.set()
-    delivered = "".join(out)
-    assert len(out) == 3
-    assert "".join(tokens).startswith(delivered)
-    assert coalescer.finished is None
-
-
-async def test_an_error_comes_after_the_text_before_it() -> None:
-    tokens = [f"x{i} " for i in range(20)]
-    coalescer = Coalescer(
-        stream(tokens, every_s=0.001, fail_after=10), window_s=0.01, stop=asyncio.Event()
-    )
-    out: list[str] = []
-    with pytest.raises(RuntimeError, match="stream cut"):
-        async for text in coalescer.deltas():
-            out.append(text)
-    assert "".join(out) == "".join(tokens[:10])
 
 
 async def test_one_ticker_ends_every_sessions_window_at_once() -> None:
@@ -87,22 +36,19 @@ async def test_one_ticker_ends_every_sessions_window_at_once() -> None:
     phase = ends[0][1] % window
     assert min(phase, window - phase) < 0.01
 
-    async def tokens(n: int) -> AsyncIterator[StreamItem]:
-        for _ in range(n):
-            await asyncio.sleep(0.004)
-            yield TextDelta("x")
-
+    # Subscribers (each speaking session's TickSpeech) are all called on the same tick.
     seen: dict[str, list[int]] = {"a": [], "b": []}
 
-    async def read(name: str) -> None:
-        coalescer = Coalescer(tokens(30), window_s=window, stop=asyncio.Event())
-        async for _ in coalescer.deltas():
-            seen[name].append(ticker.ticks)
+    def note(name: str) -> Callable[[], None]:
+        return lambda: seen[name].append(ticker.ticks)
 
-    await asyncio.gather(read("a"), read("b"))
-    # Every window but the last (which ends with the stream) closes on the shared tick.
-    assert seen["a"][:-1] == seen["b"][:-1]
-    assert len(seen["a"]) >= 2
+    handles = [ticker.subscribe(note(name)) for name in seen]
+    for _ in range(3):
+        await ticker.next_tick()
+    for handle in handles:
+        ticker.unsubscribe(handle)
+    await ticker.next_tick()
+    assert seen["a"] == seen["b"] and len(seen["a"]) == 3
 
 
 def test_ticks_come_once_per_window() -> None:
@@ -158,27 +104,3 @@ async def test_the_ticked_offline_provider_speaks_the_same_words_at_the_same_rat
     elapsed = pieces[-1][0]
     assert (tokens - 1) / 200 - 0.025 <= elapsed <= (tokens - 1) / 200 + 0.25
     assert len(pieces) < tokens  # several tokens per tick
-
-
-async def test_the_coalescer_takes_a_ticked_turn_on_its_ticks_and_stops_cleanly() -> None:
-    """The offline provider's ticked turn is read without a pump: the deltas carry the
-    whole script, several tokens each; a stop ends the turn with exactly what was yielded."""
-    script = " ".join(f"word{i}" for i in range(80)) + "."
-    request = scripted_turn(script)
-    provider = OfflineProvider(tokens_per_s=400, tick_s=0.02)
-    coalescer = Coalescer(provider.stream_turn(request), window_s=0.02, stop=asyncio.Event())
-    deltas = [text async for text in coalescer.deltas()]
-    assert "".join(deltas) == script
-    assert 2 <= len(deltas) < len(tokenize(script))
-    assert coalescer.finished is not None and coalescer.finished.stop_reason == "end_turn"
-
-    stop = asyncio.Event()
-    coalescer = Coalescer(provider.stream_turn(request), window_s=0.02, stop=stop)
-    delivered: list[str] = []
-    async for text in coalescer.deltas():
-        delivered.append(text)
-        if len(delivered) == 3:
-            stop.set()
-    assert len(delivered) == 3
-    assert script.startswith("".join(delivered))
-    assert coalescer.finished is None

@@ -232,3 +232,23 @@ async def test_append_soon_finishes_in_order_when_the_writer_is_full_or_redis_re
             break
         await asyncio.sleep(0.01)
     assert results[1] == (None, "LeaseLost") and log.lost
+
+
+async def test_many_model_tokens_become_few_deltas_with_the_same_text(
+    redis: aioredis.Redis, leases: tuple[Leases, str]
+) -> None:
+    made, prefix = leases
+    log, seen = await _log(redis, made, prefix)
+    tokens = [f"t{i} " for i in range(200)]
+
+    async def model() -> AsyncIterator[StreamItem]:
+        for token in tokens:
+            await asyncio.sleep(0.001)
+            yield TextDelta(token)
+        yield TurnFinished("end_turn", 0, len(tokens))
+
+    speech = TickSpeech(model(), log=log, turn_id="i1", stop=asyncio.Event(), window_s=0.03)
+    await speech.run()
+    assert "".join(speech.delivered) == "".join(tokens) and seen == speech.delivered
+    assert len(speech.delivered) < len(tokens) / 4
+    assert speech.finished is not None and speech.finished.output_tokens == 200

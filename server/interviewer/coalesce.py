@@ -1,38 +1,25 @@
-"""Token coalescing: many small model deltas become fewer ``interviewer.delta`` events.
-
-:meth:`Coalescer.deltas` reads a provider stream through a pump task and yields the text
-gathered during each window (Ably rolls up at 40 ms; a person reads no faster). The
-concatenation of what it yields is exactly the text the provider produced up to the point
-where the stream ended, failed or was stopped, minus whatever was still gathering when
-``stop`` was set (that text was never delivered, so it is not part of the turn).
+"""Token coalescing: the process's ticks, on which a model's small deltas become fewer
+``interviewer.delta`` events (Ably rolls up at 40 ms; a person reads no faster).
 
 Windows are the process's, not the session's: a :class:`WindowTicker` ends every window of
 every session at once, on the boundaries of ``window_s`` (so text waits at most ``window_s``,
-about half of it on average). All sessions' deltas of one window are then appended in the
-same turn of the event loop: one Redis pipeline and one Postgres batch carry them together,
-and one timer serves every speaking session instead of one timer per session per window.
-
-Cost: the pump appends each token to a buffer; the consumer wakes once per window (not once
-per token).
-
-Bounds: the buffer holds at most one window of text, plus ``max_buffered`` characters; past
-that the pump waits for the consumer (back-pressure on the model stream).
-
-The terminal item of the provider stream (``TurnFinished``) is stored in
-:attr:`Coalescer.finished`; a provider exception is re-raised after the text gathered before
-it has been yielded.
+about half of it on average), and one timer serves every speaking session instead of one per
+session per window. What a turn does on each tick is
+:class:`~server.interviewer.tick_speech.TickSpeech`'s: every session's due text appended in
+one pass, one Redis pipeline and one Postgres batch for all of them. A source that can say
+at any moment what text is due (:class:`TickedSource`, the offline script) is read on the
+ticks directly, with no reader task.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from server.interviewer.provider import StreamItem, TextDelta, TurnFinished
+from server.interviewer.provider import TurnFinished
 
 log = logging.getLogger(__name__)
 
@@ -124,136 +111,3 @@ class TickedSource(Protocol):
     def finished(self) -> TurnFinished | None: ...
 
     def take_due(self) -> str: ...
-
-
-class Coalescer:
-    def __init__(
-        self,
-        source: AsyncIterator[StreamItem],
-        *,
-        window_s: float,
-        stop: asyncio.Event,
-        max_buffered: int = 64 * 1024,
-    ) -> None:
-        self.source = source
-        self.window_s = window_s
-        self.stop = stop
-        self.max_buffered = max_buffered
-        self.finished: TurnFinished | None = None
-        self.error: BaseException | None = None
-        self._parts: list[str] = []
-        self._size = 0
-        self._ended = False
-        # The consumer sleeps on one future: woken by text arriving (only while it waits for
-        # the first text of a window), by the stream ending, by ``stop``, or by its timer.
-        self._waiter: asyncio.Future[None] | None = None
-        self._wake_on_text = False
-        self._drained = asyncio.Event()  # set when the consumer took the buffer
-        self._drained.set()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _sleep(self, *, until_tick: bool) -> None:
-        """Sleep until woken (see ``_waiter``), or until the window's end (``until_tick``)."""
-        loop = asyncio.get_running_loop()
-        if until_tick:
-            # The ticker's future is this sleep's own: a stop resolves it early, and a tick
-            # cannot reach a later sleep.
-            self._waiter = ticker_for(loop, self.window_s).next_tick()
-        else:
-            self._waiter = loop.create_future()
-            self._wake_on_text = True
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-            self._wake_on_text = False
-
-    async def _pump(self) -> None:
-        try:
-            async for item in self.source:
-                if isinstance(item, TextDelta):
-                    while self._size >= self.max_buffered:
-                        self._drained.clear()
-                        await self._drained.wait()
-                    self._parts.append(item.text)
-                    self._size += len(item.text)
-                    if self._wake_on_text:
-                        self._wake()
-                elif isinstance(item, TurnFinished):
-                    self.finished = item
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # handed to the consumer, after the text before it
-            self.error = exc
-        finally:
-            self._ended = True
-            self._wake()
-
-    async def _watch_stop(self) -> None:
-        await self.stop.wait()
-        self._wake()
-
-    def _take(self) -> str:
-        text = "".join(self._parts)
-        self._parts.clear()
-        self._size = 0
-        self._drained.set()
-        return text
-
-    async def _ticked_deltas(self, source: TickedSource) -> AsyncIterator[str]:
-        """:meth:`deltas` for a :class:`TickedSource`: the due text is taken on each tick, so
-        nothing gathers between ticks and a stop drops nothing already taken."""
-        watch = asyncio.create_task(self._watch_stop(), name="llm-stop")
-        try:
-            while not self.stop.is_set():
-                text = source.take_due()
-                if text:
-                    yield text
-                    if self.stop.is_set():
-                        break
-                finished = source.finished
-                if finished is not None:
-                    self.finished = finished
-                    break
-                await self._sleep(until_tick=True)
-        finally:
-            watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
-
-    async def deltas(self) -> AsyncIterator[str]:
-        if isinstance(self.source, TickedSource):
-            async for text in self._ticked_deltas(self.source):
-                yield text
-            return
-        pump = asyncio.create_task(self._pump(), name="llm-pump")
-        watch = asyncio.create_task(self._watch_stop(), name="llm-stop")
-        try:
-            while not self.stop.is_set():
-                # Wait for the first text of a window, then let the window fill.
-                if not self._parts and not self._ended:
-                    await self._sleep(until_tick=False)
-                    continue
-                if not self._ended:
-                    await self._sleep(until_tick=True)
-                if self.stop.is_set():
-                    break  # the gathered text was never delivered: drop it
-                ended = self._ended
-                text = self._take()
-                if text:
-                    yield text
-                if ended and not self._parts:
-                    break
-            if self.error is not None and not self.stop.is_set():
-                raise self.error
-        finally:
-            for task in (pump, watch):
-                task.cancel()
-            await asyncio.gather(pump, watch, return_exceptions=True)
-            aclose = getattr(self.source, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
