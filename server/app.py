@@ -116,6 +116,7 @@ def create_app(settings: Settings) -> Starlette:
                 api_key=settings.anthropic_api_key,
                 base_url=settings.anthropic_base_url,
                 model=settings.judge_model,
+                max_concurrent=settings.judge_concurrency,
                 client=claude,
             )
             summary_writer = ClaudeSummaryWriter(

@@ -147,6 +147,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "claude-haiku-4-5",
         "Small Claude model that labels evidence and writes report summaries.",
     ),
+    EnvVar(
+        "MENTARA_JUDGE_CONCURRENCY",
+        "16",
+        "Most evidence-judge calls in flight per worker; a session's later messages wait and "
+        "are judged together in its next call.",
+    ),
     EnvVar("MENTARA_LLM_MAX_TOKENS", "400", "Most tokens in one interviewer turn."),
     EnvVar(
         "MENTARA_LLM_TOKEN_BUDGET",
@@ -310,6 +316,7 @@ class Settings:
     anthropic_base_url: str | None = None
     llm_model: str = "claude-sonnet-4-6"
     judge_model: str = "claude-haiku-4-5"
+    judge_concurrency: int = 16
     llm_max_tokens: int = 400
     llm_token_budget: int = 200_000
     llm_stall_timeout_s: float = 20.0
@@ -429,6 +436,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         anthropic_base_url=_get(env, "ANTHROPIC_BASE_URL"),
         llm_model=_get(env, "MENTARA_LLM_MODEL") or "claude-sonnet-4-6",
         judge_model=_get(env, "MENTARA_JUDGE_MODEL") or "claude-haiku-4-5",
+        judge_concurrency=max(1, int(_number(env, "MENTARA_JUDGE_CONCURRENCY", 16, int))),
         llm_max_tokens=max(1, int(_number(env, "MENTARA_LLM_MAX_TOKENS", 400, int))),
         llm_token_budget=int(_number(env, "MENTARA_LLM_TOKEN_BUDGET", 200_000, int)),
         llm_stall_timeout_s=_number(env, "MENTARA_LLM_STALL_S", 20.0),

@@ -319,3 +319,33 @@ def test_the_judge_input_offers_only_candidate_seqs() -> None:
     assert judge_input.new == {s.planned, s.code}
     short = build_judge_input(s.b.transcript(), since_seq=0, max_turns=1)
     assert short is not None and short.offered == {s.planned, s.code}
+
+
+async def test_calls_beyond_the_workers_bound_wait_for_a_slot(
+    api: FakeMessagesAPI, make_judge: Callable[..., ClaudeJudge]
+) -> None:
+    """Six sessions' calls at once on a judge bounded to two: never more than two requests
+    in flight at the API, every call still answered whole (the wait is not its timeout)."""
+    s = Session()
+    answer = {
+        "evidence": [label("communication", "explains_clearly", "positive", [s.planned], "clear")]
+    }
+    for _ in range(6):
+        api.tool_reply(TOOL_NAME, answer, chunk_size=64, delay_s=0.05)
+    judge = make_judge(max_concurrent=2, timeout_s=0.4)
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, sum(r.outcome == "pending" for r in api.requests))
+            await asyncio.sleep(0.002)
+
+    watcher = asyncio.create_task(watch())
+    results = await asyncio.gather(*(judge_once(judge, s) for _ in range(6)))
+    watcher.cancel()
+    assert [r.outcome for r in results] == ["applied"] * 6, [r.reason for r in results]
+    assert len(api.requests) == 6
+    assert peak == 2 and judge.in_flight == 0
+    with pytest.raises(ValueError, match="max_concurrent"):
+        make_judge(max_concurrent=0)

@@ -176,10 +176,22 @@ class ClaudeJudge:
         max_retries: int = 1,
         max_tokens: int = 1024,
         max_turns: int = 16,
+        max_concurrent: int = 16,
         client: anthropic.AsyncAnthropic | None = None,
     ) -> None:
-        if timeout_s <= 0 or max_tokens < 1 or max_retries < 0 or max_turns < 1:
-            raise ValueError("timeout_s, max_tokens, max_turns must be positive")
+        if (
+            timeout_s <= 0
+            or max_tokens < 1
+            or max_retries < 0
+            or max_turns < 1
+            or max_concurrent < 1
+        ):
+            raise ValueError("timeout_s, max_tokens, max_turns, max_concurrent must be positive")
+        #: At most this many calls in flight (a worker's judge is one instance): a burst of
+        #: candidate messages queues here instead of racing the interviewers' streams for the
+        #: CPU, and a session's messages that arrive meanwhile are judged in one later call.
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self.in_flight = 0
         self.model = model
         self.timeout_s = timeout_s
         self.max_tokens = max_tokens
@@ -232,9 +244,20 @@ class ClaudeJudge:
         """Label the candidate's events after ``since_seq`` in ``transcript``.
 
         Never raises for the model, the network or the tool input (see the module
-        docstring); takes at most ``timeout_s``. Safe to cancel: ``CancelledError``
+        docstring); takes at most ``timeout_s`` once one of the ``max_concurrent`` slots is
+        free. Safe to cancel: ``CancelledError``
         propagates and the HTTP stream is closed.
         """
+        async with self._slots:  # the wait for a slot is not part of the call's timeout
+            self.in_flight += 1
+            try:
+                return await self._judge(session_id, question, transcript, since_seq)
+            finally:
+                self.in_flight -= 1
+
+    async def _judge(
+        self, session_id: str, question: Question, transcript: Transcript, since_seq: int
+    ) -> JudgeResult:
         judge_input = build_judge_input(transcript, since_seq=since_seq, max_turns=self.max_turns)
         if judge_input is None:
             return JudgeResult((), "skipped", "no new candidate events")
