@@ -28,14 +28,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Suites that start servers of their own and run for minutes run in CI's local-services
     pass only; in the embedded pass they are deselected (reported as deselected, never as
     skipped or passed): the Redis Cluster tests (six ``redis-server`` processes) and the
-    chaos suite (network-namespace hosts, root)."""
-    if services_mode() != "embedded":
-        return
-    marked = [
-        item
-        for item in items
-        if item.get_closest_marker("redis_cluster") or item.get_closest_marker("chaos")
-    ]
+    chaos suite (network-namespace hosts, root). The browser tests (marker ``browser``) run
+    in the embedded pass only, which keeps CI under 20 minutes."""
+    if services_mode() == "embedded":
+        marked = [
+            item
+            for item in items
+            if item.get_closest_marker("redis_cluster") or item.get_closest_marker("chaos")
+        ]
+    else:
+        # The browser tests check the pages, which do not depend on where Postgres and Redis
+        # run: once per CI run (the embedded pass) is enough.
+        marked = [item for item in items if item.get_closest_marker("browser")]
     if marked:
         config.hook.pytest_deselected(items=marked)
         items[:] = [item for item in items if item not in marked]

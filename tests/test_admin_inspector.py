@@ -33,7 +33,7 @@ from tests.browser_support import CuttableProxy, chromium
 from tests.interview_support import read_until, turn_ended
 from tests.support import RunningServer, running_server
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.browser]
 
 # Markup a candidate might type; the page must show it as text and run none of it.
 HOSTILE = (

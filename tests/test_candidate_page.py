@@ -34,7 +34,7 @@ from tests.candidate_page_support import (
 from tests.contract_support import with_code_runs, with_dev_sign_in
 from tests.support import RunningServer, running_server, serving, wait_ready
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.browser]
 
 HOSTILE = (
     "A hash map in one pass. "

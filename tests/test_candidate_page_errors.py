@@ -30,7 +30,7 @@ from tests.candidate_page_support import (
 from tests.contract_support import with_dev_sign_in
 from tests.support import running_server
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.browser]
 
 
 @pytest.fixture
