@@ -233,7 +233,8 @@ async def test_fan_out_and_resume_across_workers_while_a_slot_moves(
         kind: sum(metric(text, "mentara_append_redirects_total", kind=kind) for text in METRICS)
         for kind in ("ask", "moved", "tryagain")
     }
-    assert redirected["moved"] >= 1, redirected
+    # MOVED is seen only when no ASK or TRYAGAIN made the pipeline re-read the slot map
+    # before the handover (a CI run saw ask 10, tryagain 35, moved 0): either is the point.
     assert redirected["ask"] + redirected["tryagain"] >= 1, redirected
 
 
