@@ -14,7 +14,9 @@ inside the venv records what it was built from).
 Environment for ``test``:
     MENTARA_TEST_SERVICES=embedded|local   embedded (default): the suite starts its own Postgres
                                            and Redis; local: it uses DATABASE_URL and REDIS_URL
-                                           (default 127.0.0.1:5432 and 127.0.0.1:6379)
+                                           (default 127.0.0.1:5432 and 127.0.0.1:6379) and runs
+                                           only the tests that meet them, and the Redis
+                                           Cluster and partition suites (tests/ci_passes.py)
     MENTARA_SKIP_LINT=1                    skip ruff and mypy (CI runs them once, not per mode)
     MENTARA_COVERAGE=1                     measure the coverage of protocol/ and scoring/ and
                                            fail below the floors in pyproject.toml
@@ -167,7 +169,12 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     # Temporary folders (the embedded Postgres and Redis among them) under the checkout: a
     # test run elsewhere on the machine can then never prune this run's folders under /tmp.
-    basetemp = ["--basetemp", str(ROOT / ".pytest-tmp")]
+    # One folder per services mode: CI runs the two modes side by side, and pytest empties
+    # its folder at the start.
+    temp = ROOT / ".pytest-tmp"
+    temp.mkdir(exist_ok=True)
+    mode = env.get("MENTARA_TEST_SERVICES") or "embedded"
+    basetemp = ["--basetemp", str(temp / mode)]
     pytest = ["-m", "pytest", *basetemp, *rest]
     if env.get("MENTARA_COVERAGE") == "1":
         return _test_with_coverage(pytest, env)

@@ -35,7 +35,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def _workloads(text: str) -> tuple[str, ...]:
-    from bench.workloads import CLAUDE_WORKLOADS, WORKLOADS
+    from bench.config import CLAUDE_WORKLOADS, WORKLOADS
 
     names: tuple[str, ...] = ()
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, out_dir: Path) -> Any:
-    from bench.workloads import BenchConfig
+    from bench.config import BenchConfig
 
     config = BenchConfig(out_dir=out_dir)
     if args.quick:
@@ -185,8 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(args, out_dir)
 
     from bench.services import open_services
+    from bench.suite import run_all
     from bench.table import format_table
-    from bench.workloads import run_all
 
     def say(line: str) -> None:
         print(line, flush=True)

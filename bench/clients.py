@@ -92,7 +92,7 @@ def plan_clients(
 
 
 def _token(plan: ClientPlan, index: int) -> str:
-    from server.auth import mint_dev_token
+    from server.dev_tokens import mint_dev_token
 
     ttl = int(max(60.0, plan.stop_at - time.time() + 3600))
     return mint_dev_token(plan.token_secret, f"bench-{plan.tag}-{index}", ttl_s=ttl)

@@ -76,6 +76,16 @@ class StreamRun:
         return self.stats.window_events / cpu if cpu > 0 else 0.0
 
     @property
+    def server_cpu_per_client_cpu(self) -> float:
+        """The server's CPU over the load generator's in the same window (0 without it).
+        The client does the same work per event whatever server it drives, so on a shared
+        machine whose speed drifts between runs this ratio compares two commits' cost per
+        event where events per CPU-second cannot (lower is cheaper; only between runs of one
+        path and ``bench/`` code)."""
+        client = self.cpu_s("client")
+        return self.server_cpu_s / client if client > 0 else 0.0
+
+    @property
     def p99_ms(self) -> float:
         return self.stats.lag.percentile(99)
 
@@ -108,6 +118,7 @@ class StreamRun:
             "server_cpu_s": self.server_cpu_s,
             "server_cpu_per_s": self.server_cpu_s / self.window_s if self.window_s else 0,
             "events_per_cpu_s": self.events_per_cpu_s,
+            "server_cpu_per_client_cpu": self.server_cpu_per_client_cpu,
             "cpu_s": {g: u.cpu_s for g, u in self.usage.items()},
             "rss_bytes": {g: u.rss for g, u in self.usage.items()},
             "processes": {g: u.processes for g, u in self.usage.items()},

@@ -11,9 +11,8 @@
   server's.
 - :func:`idle`: N authenticated idle sockets on one Mentara worker: its memory before and
   after, with the sockets held for several heartbeat intervals.
-- :func:`run_all`: the whole benchmark: the ladder of S, the efficiency run at a fixed S,
-  the peers at that S, the profile, the idle run; the ladder, efficiency and profile again
-  on the Claude path (``claude-*``).
+
+:func:`bench.suite.run_all` puts them together into the whole benchmark.
 
 Timing is on one wall-clock timeline shared with the client processes (see
 ``bench.clients``). Every server is stopped in ``finally``.
@@ -21,13 +20,11 @@ Timing is on one wall-clock timeline shared with the client processes (see
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
@@ -42,7 +39,7 @@ from bench.procstats import (
     snapshot,
     usage_between,
 )
-from bench.results import BenchResult, IdleRun, StreamRun
+from bench.results import IdleRun, StreamRun
 from bench.servers import (
     ServerProcess,
     start_bare_peer,
@@ -52,7 +49,9 @@ from bench.servers import (
 )
 from bench.services import Services, postgres_pids, redis_pids
 
-__all__ = ["WORKLOADS", "BenchConfig", "System", "idle", "run_all", "stream"]
+__all__ = ["Say", "System", "idle", "stream"]
+
+from bench.config import BenchConfig
 
 System = Literal["mentara", "mentara-claude", "python-socketio", "websockets"]
 _CLIENT_KIND: dict[System, ClientKind] = {
@@ -61,79 +60,7 @@ _CLIENT_KIND: dict[System, ClientKind] = {
     "python-socketio": "socketio",
     "websockets": "bare",
 }
-WORKLOADS = (
-    "streaming",
-    "efficiency",
-    "peers",
-    "profile",
-    "idle",
-    "claude-streaming",
-    "claude-efficiency",
-    "claude-profile",
-)
-CLAUDE_WORKLOADS = ("claude-streaming", "claude-efficiency", "claude-profile")
-"""What ``--workloads claude`` stands for: the Claude path's ladder, efficiency and profile."""
-SPAWN_HEAD_START_S = 2.5
-"""The clients' timeline starts this long after they are spawned (imports take ~1 s)."""
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    out_dir: Path
-    ladder: tuple[int, ...] = (50, 75, 100, 150, 200, 250, 500, 1000, 1500, 2000)
-    fixed_sessions: int = 100
-    idle_sockets: int = 10_000
-    workers: int = 2
-    client_processes: int = 2
-    idle_client_processes: int = 4
-    window_s: float = 20.0
-    settle_s: float = 4.0
-    ramp_rate: float = 100.0
-    """Sessions started per second during the ramp."""
-    think_s: float = 0.2
-    tokens_per_s: float = 40.0
-    claude_tokens_per_s: float = 70.0
-    """The fake Messages API's pace on the Claude path (a word counts as a token)."""
-    claude_words_per_chunk: int = 3
-    coalesce_ms: float = 30.0
-    heartbeat_s: float = 2.0
-    idle_hold_heartbeats: float = 3.0
-    ladder_budget_s: float = 900.0
-    """No ladder step starts after this many seconds of ladder."""
-    profile: bool = True
-    profile_rate: int = 100
-    workloads: tuple[str, ...] = WORKLOADS
-    head_start_s: float = SPAWN_HEAD_START_S
-    """Seconds from spawning the client processes to the start of their timeline."""
-    secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
-
-    def ramp_s(self, sessions: int) -> float:
-        return min(20.0, max(1.0, sessions / self.ramp_rate))
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "ladder": list(self.ladder),
-            "fixed_sessions": self.fixed_sessions,
-            "idle_sockets": self.idle_sockets,
-            "workers": self.workers,
-            "client_processes": self.client_processes,
-            "idle_client_processes": self.idle_client_processes,
-            "window_s": self.window_s,
-            "settle_s": self.settle_s,
-            "ramp_rate": self.ramp_rate,
-            "think_s": self.think_s,
-            "tokens_per_s": self.tokens_per_s,
-            "claude_tokens_per_s": self.claude_tokens_per_s,
-            "claude_words_per_chunk": self.claude_words_per_chunk,
-            "coalesce_ms": self.coalesce_ms,
-            "heartbeat_s": self.heartbeat_s,
-            "idle_hold_heartbeats": self.idle_hold_heartbeats,
-            "ladder_budget_s": self.ladder_budget_s,
-            "profile": self.profile,
-            "head_start_s": self.head_start_s,
-            "workloads": list(self.workloads),
-        }
 
 
 def _start(
@@ -355,7 +282,8 @@ def _progress(run: StreamRun) -> str:
     return (
         f"bench: {run.label:<10} {run.system:<16} S={run.sessions:<5} "
         f"{run.events_per_s:8.0f} ev/s  cpu {run.server_cpu_s / run.window_s:4.2f} s/s  "
-        f"{run.events_per_cpu_s:7.0f} ev/cpu-s  p99 {run.p99_ms:7.1f} ms  busiest "
+        f"{run.events_per_cpu_s:7.0f} ev/cpu-s  server/client cpu "
+        f"{run.server_cpu_per_client_cpu:5.2f}  p99 {run.p99_ms:7.1f} ms  busiest "
         f"{(run.server_process_cpu_s or [0.0])[0] / run.window_s:4.2f}  machine "
         f"{run.machine_busy_cores:4.2f}+{run.machine_steal_cores:4.2f}st  "
         f"active {s.active_at_window}/{run.sessions} gaps {s.gaps} dups {s.dups} "
@@ -429,107 +357,3 @@ def idle(services: Services, config: BenchConfig, *, say: Say = print) -> IdleRu
         f"open {run.open_at_release}/{run.sockets}  errors {errors or 0}"
     )
     return run
-
-
-def _ladder(
-    system: System,
-    into: list[StreamRun],
-    result: BenchResult,
-    services: Services,
-    config: BenchConfig,
-    say: Say,
-) -> None:
-    """Streaming runs of growing S, up to the first that fails or the time budget."""
-    started = time.monotonic()
-    name = "claude-streaming" if system == "mentara-claude" else "streaming"
-    for sessions in config.ladder:
-        if time.monotonic() - started > config.ladder_budget_s:
-            result.failures.append(f"{name}: time budget spent before S={sessions}")
-            return
-        try:
-            run = stream(system, sessions, services, config, label=name, say=say)
-        except Exception as exc:
-            result.failures.append(f"{name} S={sessions}: {exc}")
-            say(f"bench: {name} S={sessions} could not run: {exc}")
-            return
-        into.append(run)
-        if not run.passes:
-            return
-
-
-def _efficiency(
-    system: System,
-    ladder: list[StreamRun],
-    result: BenchResult,
-    services: Services,
-    config: BenchConfig,
-    say: Say,
-) -> StreamRun | None:
-    """The run at the fixed S: the ladder's step of that S, else a run of its own."""
-    fixed = config.fixed_sessions
-    reuse = next((r for r in ladder if r.sessions == fixed), None)
-    if reuse is not None:
-        return reuse
-    name = "claude-efficiency" if system == "mentara-claude" else "efficiency"
-    try:
-        return stream(system, fixed, services, config, label=name, say=say)
-    except Exception as exc:
-        result.failures.append(f"{name}: {exc}")
-        say(f"bench: {name} could not run: {exc}")
-        return None
-
-
-def _profile(
-    system: System, result: BenchResult, services: Services, config: BenchConfig, say: Say
-) -> dict[str, Any] | None:
-    """A run at the fixed S with py-spy on its busiest worker, summarized."""
-    name = "claude-profile" if system == "mentara-claude" else "profile"
-    raw = config.out_dir / f"{name}-mentara-worker.txt"
-    try:
-        run = stream(
-            system, config.fixed_sessions, services, config, label=name, profile_to=raw, say=say
-        )
-        summary = profiling.summarize(raw, duration_s=config.window_s, rate=config.profile_rate)
-        return summary | {"run": run.to_dict()}
-    except Exception as exc:
-        result.failures.append(f"{name}: {exc}")
-        return None
-
-
-def run_all(services: Services, config: BenchConfig, *, say: Say = print) -> BenchResult:
-    """The whole benchmark (see the module docstring); a workload that fails to run is
-    recorded in ``failures`` and the others still run. The two paths' runs alternate (ladder,
-    ladder, efficiency, efficiency, ...) so that each pair meets the same machine."""
-    result = BenchResult(settings=config.public())
-    wanted = set(config.workloads)
-    if "streaming" in wanted:
-        _ladder("mentara", result.ladder, result, services, config, say)
-    if "claude-streaming" in wanted:
-        _ladder("mentara-claude", result.claude_ladder, result, services, config, say)
-    if "efficiency" in wanted:
-        result.efficiency = _efficiency("mentara", result.ladder, result, services, config, say)
-    if "claude-efficiency" in wanted:
-        result.claude_efficiency = _efficiency(
-            "mentara-claude", result.claude_ladder, result, services, config, say
-        )
-    if "peers" in wanted:
-        for peer in ("python-socketio", "websockets"):
-            try:
-                result.peers.append(
-                    stream(peer, config.fixed_sessions, services, config, label="peer", say=say)
-                )
-            except Exception as exc:
-                result.failures.append(f"peer {peer}: {exc}")
-                say(f"bench: peer {peer} could not run: {exc}")
-    if config.profile and profiling.available():
-        if "profile" in wanted:
-            result.profile = _profile("mentara", result, services, config, say)
-        if "claude-profile" in wanted:
-            result.claude_profile = _profile("mentara-claude", result, services, config, say)
-    if "idle" in wanted:
-        try:
-            result.idle = idle(services, config, say=say)
-        except Exception as exc:
-            result.failures.append(f"idle: {exc}")
-            say(f"bench: idle could not run: {exc}")
-    return result

@@ -5,6 +5,7 @@
 |---|---|
 | ``netns`` | hosts as network namespaces on a bridge; partitions; removal, also of stale runs |
 | ``delay_proxy`` | latency and loss on one link, in user space (this kernel has no ``netem``) |
+| ``redis_nodes`` | Redis on its hosts: a cluster of 3 masters and 3 replicas, or one Redis; kill and recover |
 | ``stack`` | Postgres, Redis, three servers and the candidates, each on its host |
 | ``nemesis`` | the faults, one at a time then combined, on a schedule |
 | ``checker`` | the invariants, over every client's records, the store and the servers' logs |

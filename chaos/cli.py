@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the run's folder goes; it is kept (default: a temporary folder, "
                    "removed)")  # fmt: skip
     p.add_argument("--seed", type=int, default=1, help="the candidates' seed (default 1)")
+    p.add_argument("--redis", choices=("cluster", "single"), default="cluster",
+                   help="Redis Cluster of 3 masters and 3 replicas (default), or one Redis")  # fmt: skip
     return p
 
 
@@ -54,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=faults,
         work_dir=args.work_dir,
         seed=args.seed,
+        redis_topology=args.redis,
     )
     try:
         result = run_chaos(config, say=lambda line: print(line, flush=True))

@@ -8,9 +8,10 @@ lost segment is modelled as TCP sees it from above, a retransmission: with proba
 with it (head-of-line blocking). It reads its settings from a JSON control file
 (``{"delay_ms": 200, "loss": 0.05}``; absent or empty: pass through), checked every 100 ms.
 
-Run inside the host whose link it slows::
+It serves any number of routes at once (one per Redis node: a cluster client connects to
+every node), all slowed alike. Run inside the host whose link it slows::
 
-    python -m chaos.delay_proxy LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT CONTROL_FILE
+    python -m chaos.delay_proxy CONTROL_FILE LISTEN_HOST:PORT=TARGET_HOST:PORT ...
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import json
 import random
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,30 +73,47 @@ async def _pump(
             writer.close()
 
 
-async def serve(listen: tuple[str, int], target: tuple[str, int], control: Path) -> None:
+Route = tuple[tuple[str, int], tuple[str, int]]
+"""(listen host and port, target host and port)"""
+
+
+async def serve(routes: list[Route], control: Path) -> None:
     link = LinkState()
 
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            server_r, server_w = await asyncio.open_connection(*target)
-        except OSError:
-            client_w.close()
-            return
-        await asyncio.gather(
-            _pump(client_r, server_w, link), _pump(server_r, client_w, link),
-            return_exceptions=True,
-        )  # fmt: skip
+    def handler(target: tuple[str, int]) -> Callable[..., Awaitable[None]]:
+        async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+            try:
+                server_r, server_w = await asyncio.open_connection(*target)
+            except OSError:
+                client_w.close()
+                return
+            await asyncio.gather(
+                _pump(client_r, server_w, link), _pump(server_r, client_w, link),
+                return_exceptions=True,
+            )  # fmt: skip
 
-    server = await asyncio.start_server(handle, *listen)
-    async with server:
+        return handle
+
+    servers = [await asyncio.start_server(handler(target), *listen) for listen, target in routes]
+    try:
         while True:
             link.refresh(control)
             await asyncio.sleep(0.1)
+    finally:
+        for server in servers:
+            server.close()
+
+
+def parse_route(text: str) -> Route:
+    """``LISTEN_HOST:PORT=TARGET_HOST:PORT``."""
+    listen, _, target = text.partition("=")
+    (lh, _, lp), (th, _, tp) = listen.rpartition(":"), target.rpartition(":")
+    return (lh, int(lp)), (th, int(tp))
 
 
 def main(argv: list[str]) -> int:
-    host, port, target_host, target_port, control = argv
-    asyncio.run(serve((host, int(port)), (target_host, int(target_port)), Path(control)))
+    control, *routes = argv
+    asyncio.run(serve([parse_route(r) for r in routes], Path(control)))
     return 0
 
 

@@ -7,10 +7,10 @@ the session's ownership really moves). The faults:
 
 | name | what it does |
 |---|---|
-| ``redis_partition`` | a server host loses Redis (both ways) for 3 leases |
+| ``redis_partition`` | a server host loses every Redis node (both ways) for 3 leases |
 | ``pg_partition`` | a server host loses Postgres for 3 leases |
 | ``freeze_owner`` | the server owning the most sessions is frozen (SIGSTOP) for 3 leases, then woken |
-| ``kill_redis`` | Redis is killed (SIGKILL; no persistence, so it comes back empty) and restarted |
+| ``kill_redis_master`` | cluster: the master serving the most sessions is killed (SIGKILL), its replica promoted, and the old one started again (empty: no persistence) as a replica; one Redis: it is killed and started again empty |
 | ``kill_server`` | the server owning the most sessions is killed (SIGKILL) and started again |
 | ``slow_link`` | 200 ms each way and 5% loss on one server host's link to Redis (``chaos.delay_proxy``) |
 | ``partition_heals`` | a server host is cut from every other host, then the partition heals |
@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chaos.stack import HOSTS, SERVERS, SLOW_LINK_HOST, Stack
+from chaos.stack import SERVERS, SLOW_LINK_HOST, Stack
 
 __all__ = ["COMBINED", "FAULTS", "Nemesis"]
 
@@ -45,19 +45,28 @@ class Fault:
     end: Callable[[Stack, str], None]
     pick: str = "owner"
     """``owner``: the server owning the most sessions; ``any``: a server not yet in use;
-    ``slow``: the slow link's host; ``none``: no target host."""
+    ``slow``: the slow link's host; ``redis``: the Redis master serving the most sessions."""
 
 
-def _cut_from(*others: str) -> Callable[[Stack, str], None]:
+def _peers(stack: Stack, host: str, others: str) -> tuple[str, ...]:
+    """``redis``: every Redis host; ``pg``; ``all``: every host but ``host``."""
+    if others == "redis":
+        return stack.redis.hosts
+    if others == "all":
+        return tuple(h for h in stack.hosts if h != host)
+    return (others,)
+
+
+def _cut_from(others: str) -> Callable[[Stack, str], None]:
     def begin(stack: Stack, host: str) -> None:
-        stack.network.cut([host], others or [h for h in HOSTS if h != host])
+        stack.network.cut([host], _peers(stack, host, others))
 
     return begin
 
 
-def _heal_from(*others: str) -> Callable[[Stack, str], None]:
+def _heal_from(others: str) -> Callable[[Stack, str], None]:
     def end(stack: Stack, host: str) -> None:
-        peers = others or tuple(h for h in HOSTS if h != host)
+        peers = _peers(stack, host, others)
         stack.network.heal([(a, b) for p in peers for a, b in ((host, p), (p, host))])
 
     return end
@@ -71,12 +80,13 @@ def _wake(stack: Stack, host: str) -> None:
     stack.signal_server(host, signal.SIGCONT)
 
 
-def _kill_redis(stack: Stack, host: str) -> None:
-    stack.kill_redis()
+def _kill_redis(stack: Stack, node: str) -> None:
+    stack.redis.kill(node)
 
 
-def _restart_redis(stack: Stack, host: str) -> None:
-    stack.start_redis()
+def _recover_redis(stack: Stack, node: str) -> None:
+    """Cluster: once its replica is promoted, back as a replica in sync."""
+    stack.redis.recover(node)
 
 
 def _kill_server(stack: Stack, host: str) -> None:
@@ -102,18 +112,19 @@ FAULTS: dict[str, Fault] = {
         Fault("redis_partition", 3, _cut_from("redis"), _heal_from("redis"), "owner"),
         Fault("pg_partition", 3, _cut_from("pg"), _heal_from("pg"), "any"),
         Fault("freeze_owner", 3, _freeze, _wake, "owner"),
-        Fault("kill_redis", 0.7, _kill_redis, _restart_redis, "none"),
+        Fault("kill_redis_master", 0.7, _kill_redis, _recover_redis, "redis"),
         Fault("kill_server", 1, _kill_server, _restart_server, "owner"),
         Fault("slow_link", 4, _slow, _fast, "slow"),
-        Fault("partition_heals", 3, _cut_from(), _heal_from(), "any"),
+        Fault("partition_heals", 3, _cut_from("all"), _heal_from("all"), "any"),
     )
 }
 COMBINED: tuple[tuple[str, ...], ...] = (
     ("freeze_owner", "slow_link"),
-    ("kill_redis", "pg_partition"),
+    ("kill_redis_master", "pg_partition"),
     ("redis_partition", "kill_server", "slow_link"),
     ("partition_heals", "freeze_owner"),
-    ("kill_redis", "freeze_owner", "pg_partition"),
+    ("kill_redis_master", "freeze_owner", "pg_partition"),
+    ("kill_redis_master", "redis_partition"),
 )
 
 
@@ -166,8 +177,8 @@ class Nemesis:
 
     def _target(self, fault: Fault, used: set[str]) -> str:
         free = [h for h in SERVERS if h not in used]
-        if fault.pick == "none":
-            return ""
+        if fault.pick == "redis":
+            return self.stack.redis.victim(self.sessions())
         if fault.pick == "slow":
             return SLOW_LINK_HOST
         if fault.pick == "owner":
@@ -177,6 +188,13 @@ class Nemesis:
 
     def owned_sessions(self) -> Counter[str]:
         """Sessions per server host whose latest lease line (of the whole run) is that host's."""
+        return Counter(host for _, host in self._latest_leases().values())
+
+    def sessions(self) -> list[str]:
+        """Every session a lease was taken for so far."""
+        return sorted(self._latest_leases())
+
+    def _latest_leases(self) -> dict[str, tuple[float, str]]:
         latest: dict[str, tuple[float, str]] = {}
         for host in SERVERS:
             log = self.stack.server_log(host)
@@ -187,4 +205,4 @@ class Nemesis:
                     ts = float(line.split('"ts": ', 1)[1].split(",", 1)[0])
                     if m.group(1) not in latest or latest[m.group(1)][0] <= ts:
                         latest[m.group(1)] = (ts, host)
-        return Counter(host for _, host in latest.values())
+        return latest

@@ -15,7 +15,12 @@ network: a host reaches only the other hosts of its network. Contracts:
   address nobody has, so frames leave and are never received (the kernel here has no
   ``netem``, ``gact`` or iptables; see docs/reliability.md). New connections hang until
   their timeout, established ones retransmit into the void. :meth:`Network.heal` restores
-  the real entries.
+  the real entries. A cut covers every address of a host (its :meth:`Network.add_alias`
+  addresses too);
+- :meth:`Network.add_local` gives a host another host's address on its loopback, without
+  answering ARP for it: that host's traffic to the address stays inside it (a proxy there
+  stands in for the link, the slow_link fault), while every other host still reaches the
+  real one.
 """
 
 from __future__ import annotations
@@ -66,6 +71,12 @@ class Host:
     name: str
     netns: str
     ip: str
+    aliases: tuple[str, ...] = ()
+    """More addresses on its ``eth0`` (:meth:`Network.add_alias`)."""
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return (self.ip, *self.aliases)
 
 
 @dataclass
@@ -110,6 +121,23 @@ class Network:
         _ip("netns", "add", name)
         self._namespaces.append(name)
         return name
+
+    def add_alias(self, host: str, ip: str) -> None:
+        """One more address on ``host``'s ``eth0``, reachable from every host."""
+        h = self.hosts[host]
+        _ip("-n", h.netns, "addr", "add", f"{ip}/24", "dev", "eth0")
+        self.hosts[host] = Host(h.name, h.netns, h.ip, (*h.aliases, ip))
+
+    def add_local(self, host: str, ips: Iterable[str]) -> None:
+        """``ips`` (other hosts' addresses) on ``host``'s loopback: connections from ``host``
+        to them end inside ``host``. ``host`` stops answering ARP for addresses that are not
+        on the interface asked (``arp_ignore``), so the others still reach the real hosts."""
+        netns = self.hosts[host].netns
+        for key, value in (("arp_ignore", "1"), ("arp_announce", "2")):
+            for dev in ("all", "eth0"):
+                self.run(host, ["sysctl", "-q", "-w", f"net.ipv4.conf.{dev}.{key}={value}"])
+        for ip in ips:
+            _ip("-n", netns, "addr", "add", f"{ip}/32", "dev", "lo")
 
     def destroy(self) -> None:
         """Kill every process started here, then delete every namespace (and so its links)."""
@@ -170,8 +198,9 @@ class Network:
         for a in side_a:
             for b in side_b:
                 for src, dst in ((a, b), (b, a)):
-                    _ip("-n", self.hosts[src].netns, "neigh", "replace", self.hosts[dst].ip,
-                        "lladdr", _NOWHERE_MAC, "dev", "eth0", "nud", "permanent")  # fmt: skip
+                    for ip in self.hosts[dst].addresses:
+                        _ip("-n", self.hosts[src].netns, "neigh", "replace", ip,
+                            "lladdr", _NOWHERE_MAC, "dev", "eth0", "nud", "permanent")  # fmt: skip
                     self._cuts.add((src, dst))
                     pairs.append((src, dst))
         return pairs
@@ -180,8 +209,8 @@ class Network:
         """Undo a :meth:`cut` (all of them by default): the neighbours are learned again by
         ARP."""
         for src, dst in sorted(self._cuts if pairs is None else set(pairs)):
-            _ip("-n", self.hosts[src].netns, "neigh", "del", self.hosts[dst].ip, "dev", "eth0",
-                check=False)  # fmt: skip
+            for ip in self.hosts[dst].addresses:
+                _ip("-n", self.hosts[src].netns, "neigh", "del", ip, "dev", "eth0", check=False)
             self._cuts.discard((src, dst))
 
     def reaches(self, src: str, dst: str, port: int, timeout: float = 1.0) -> bool:

@@ -22,6 +22,7 @@ import asyncpg
 from chaos.checker import Verdict, check, format_table, observe
 from chaos.nemesis import FAULTS, Nemesis
 from chaos.netns import Network, NetworkError, available, remove_stale
+from chaos.redis_nodes import TOPOLOGIES
 from chaos.stack import SERVERS, Stack, StackSettings
 
 __all__ = ["ChaosConfig", "ChaosResult", "run_chaos"]
@@ -49,6 +50,8 @@ class ChaosConfig:
     keep: bool = False
     """Keep the run's folder (logs, records, Postgres data) afterwards."""
     seed: int = 1
+    redis_topology: str = "cluster"
+    """``cluster`` (3 masters, 3 replicas: chaos.redis_nodes) or ``single``."""
 
 
 @dataclass
@@ -77,6 +80,8 @@ def run_chaos(config: ChaosConfig, say: Callable[[str], None] = print) -> ChaosR
     for name in config.faults or ():
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+    if config.redis_topology not in TOPOLOGIES:
+        raise ValueError(f"unknown Redis topology {config.redis_topology!r}")
     stale = remove_stale()
     if stale:
         say(f"mentara chaos: removed {len(stale)} namespaces an earlier run left: {stale}")
@@ -84,13 +89,16 @@ def run_chaos(config: ChaosConfig, say: Callable[[str], None] = print) -> ChaosR
     base.mkdir(parents=True, exist_ok=True)
     network = Network.new()
     run_dir = Path(tempfile.mkdtemp(prefix=f"{network.prefix}-", dir=base)).resolve()
+    # A unix socket's path is at most 107 bytes: the sockets get a short folder of their own.
+    socket_dir = Path(tempfile.mkdtemp(prefix=f"{network.prefix}-"))
     settings = StackSettings(
         lease_ms=config.lease_ms,
         sessions_per_host=config.sessions_per_host,
         duration_s=config.duration_s,
         unfenced_append=config.unfenced_append,
+        redis_topology=config.redis_topology,
     )
-    stack = Stack(network, run_dir, settings)
+    stack = Stack(network, run_dir, settings, socket_dir)
     nemesis = Nemesis(stack, say=say)
     try:
         say(f"mentara chaos: building hosts {network.prefix}-* in {run_dir}")
@@ -121,14 +129,20 @@ def run_chaos(config: ChaosConfig, say: Callable[[str], None] = print) -> ChaosR
             nemesis.undo()
         finally:
             network.destroy()
+            shutil.rmtree(socket_dir, ignore_errors=True)
     result = ChaosResult(faults, verdict, sessions, ended, codes, run_dir)
     result.table = format_table(faults, verdict, sessions) + (
-        f"\n\n  sessions ended      {ended} of {sessions}"
+        f"\n\n  redis               {_topology(config.redis_topology)}"
+        f"\n  sessions ended      {ended} of {sessions}"
         f"\n  candidate processes exit codes {codes} (0 clean, 1 stream errors, 3 sessions lost)"
     )
     if not config.keep and config.work_dir is None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
+
+
+def _topology(name: str) -> str:
+    return "cluster, 3 masters + 3 replicas" if name == "cluster" else "one Redis"
 
 
 async def _wait_for_reports(database_url: str, timeout: float) -> tuple[int, int]:

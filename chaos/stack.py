@@ -1,13 +1,14 @@
 """The system under test, on the hosts of a :class:`~chaos.netns.Network`: Postgres on
-``pg``, Redis on ``redis``, a ``mentara serve`` on each of ``s1``…``s3``, and candidates
+``pg``, Redis (a cluster on ``r1``…``r3`` by default, or one Redis on ``redis``:
+:mod:`chaos.redis_nodes`), a ``mentara serve`` on each of ``s1``…``s3``, and candidates
 from the load harness (``mentara load --record``) on every server host.
 
 Everything it starts runs inside the network (spawned through :meth:`Network.spawn`, so
 :meth:`Network.destroy` ends it); the harness itself reaches Postgres and Redis only through
 their unix sockets in the run folder (a control channel no fault touches, as Jepsen's control
 node). Postgres is a fresh cluster from the embedded binaries (``pgserver``), run as their
-system user; Redis is this machine's ``redis-server`` binary, without persistence (so a
-killed Redis comes back empty, the harder case).
+system user. The slow link host's traffic to every Redis node goes through
+:mod:`chaos.delay_proxy`, which listens there on the nodes' own addresses.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,15 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.netns import Network
+from chaos.redis_nodes import RedisNodes, make_redis
 
 __all__ = ["SERVERS", "Stack", "StackError", "StackSettings"]
 
 SERVERS = ("s1", "s2", "s3")
-HOSTS = (*SERVERS, "redis", "pg")
 SERVER_PORT = 8000
-REDIS_PORT = 6379
 PG_PORT = 5432
-PROXY_PORT = 6380
 SLOW_LINK_HOST = "s3"
 """The server host whose link to Redis goes through the delay proxy (the slow_link fault)."""
 _SERVING = re.compile(r"serving http://[\d.]+:(\d+)")
@@ -51,6 +49,8 @@ class StackSettings:
     grace_s: float = 60.0
     unfenced_append: bool = False
     """TEST ONLY: servers append without the fence check (MENTARA_TEST_UNFENCED_APPEND)."""
+    redis_topology: str = "cluster"
+    """``cluster`` (3 masters, 3 replicas) or ``single``."""
 
 
 @dataclass
@@ -58,11 +58,25 @@ class Stack:
     network: Network
     run_dir: Path
     settings: StackSettings
+    socket_dir: Path
+    """Where Postgres's and Redis's unix sockets go: a short path of its own (a socket's path
+    is at most 107 bytes, which a deep run folder can pass), removed by the caller."""
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     servers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    redis: subprocess.Popen[bytes] | None = None
     candidates: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    redis: RedisNodes = field(init=False)
     _log_offsets: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.redis = make_redis(
+            self.settings.redis_topology, self.network, self.run_dir / "redis", self.logs,
+            _base_env(), self.socket_dir,
+        )  # fmt: skip
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Every host's name: the servers', Redis's, ``pg``."""
+        return (*SERVERS, *self.redis.hosts, "pg")
 
     # -- folders --------------------------------------------------------------------------
 
@@ -76,11 +90,7 @@ class Stack:
 
     @property
     def pg_socket_dir(self) -> Path:
-        return self.run_dir / "pgsock"
-
-    @property
-    def redis_socket(self) -> Path:
-        return self.run_dir / "redis.sock"
+        return self.socket_dir / "pg"
 
     @property
     def slow_link_control(self) -> Path:
@@ -106,29 +116,31 @@ class Stack:
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.records.mkdir(exist_ok=True)
-        self.network.build(HOSTS)
-        self.start_postgres()
-        self.start_redis()
+        self.network.build(self.hosts)
+        postgres = self.start_postgres()
+        self.redis.start()
         self.slow_link_control.write_text("{}")
-        host = self.network.hosts
+        redis_ips = [self.network.hosts[h].ip for h in self.redis.hosts]
+        self.network.add_local(SLOW_LINK_HOST, redis_ips)
         self.network.spawn(
             SLOW_LINK_HOST,
-            [sys.executable, "-m", "chaos.delay_proxy", "127.0.0.1", str(PROXY_PORT),
-             host["redis"].ip, str(REDIS_PORT), str(self.slow_link_control)],
+            [sys.executable, "-m", "chaos.delay_proxy", str(self.slow_link_control),
+             *self.redis.routes()],
             env=_base_env(), log=self.logs / "delay-proxy.log",
         )  # fmt: skip
-        self._wait_postgres()
+        self._wait_postgres(postgres)
         for name in SERVERS:
             self.start_server(name)
         for name in SERVERS:
             self.wait_serving(name)
 
-    def start_postgres(self) -> None:
+    def start_postgres(self) -> subprocess.Popen[bytes]:
         from pgserver._commands import POSTGRES_BIN_PATH
 
         user = _postgres_user(self.run_dir)
         pgdata = self.run_dir / "pg"
         pgdata.mkdir()
+        self.socket_dir.chmod(0o755)
         self.pg_socket_dir.mkdir()
         if user is not None:
             import pwd
@@ -145,7 +157,7 @@ class Stack:
         (pgdata / "pg_hba.conf").write_text(
             "local all all trust\nhost all all 10.200.0.0/24 trust\n"
         )
-        self.network.spawn(
+        return self.network.spawn(
             "pg",
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), "-p", str(PG_PORT),
              "-c", f"listen_addresses={self.network.hosts['pg'].ip}",
@@ -154,51 +166,22 @@ class Stack:
             env=_base_env(), log=self.logs / "postgres.log", user=user,
         )  # fmt: skip
 
-    def _wait_postgres(self) -> None:
+    def _wait_postgres(self, postgres: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 60
         while not (self.pg_socket_dir / f".s.PGSQL.{PG_PORT}").exists():
-            if time.monotonic() > deadline:
-                raise StackError(f"postgres did not start; see {self.logs / 'postgres.log'}")
+            if postgres.poll() is not None or time.monotonic() > deadline:
+                log = self.logs / "postgres.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise StackError(f"postgres did not start; {log} ends:\n{tail}")
             time.sleep(0.1)
 
-    def start_redis(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise StackError("redis-server is not installed (Debian: apt-get install redis-server)")
-        folder = self.run_dir / "redis"
-        folder.mkdir(exist_ok=True)
-        self.redis = self.network.spawn(
-            "redis",
-            [binary, "--bind", self.network.hosts["redis"].ip, "--port", str(REDIS_PORT),
-             "--unixsocket", str(self.redis_socket), "--unixsocketperm", "700",
-             "--save", "", "--appendonly", "no", "--protected-mode", "no",
-             "--dir", str(folder), "--daemonize", "no"],
-            env=_base_env(), log=self.logs / "redis.log",
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not self.redis_socket.exists():
-            if time.monotonic() > deadline or self.redis.poll() is not None:
-                raise StackError(f"redis did not start; see {self.logs / 'redis.log'}")
-            time.sleep(0.05)
-
-    def kill_redis(self) -> None:
-        """SIGKILL: what it held in memory is gone."""
-        if self.redis is not None and self.redis.poll() is None:
-            os.killpg(self.redis.pid, signal.SIGKILL)
-            self.redis.wait(timeout=10)
-        self.redis_socket.unlink(missing_ok=True)
-
     def server_env(self, host: str) -> dict[str, str]:
-        hosts = self.network.hosts
-        redis_at = (
-            f"127.0.0.1:{PROXY_PORT}"
-            if host == SLOW_LINK_HOST
-            else f"{hosts['redis'].ip}:{REDIS_PORT}"
-        )
+        """The same for every host: the slow link's host reaches the same addresses, through
+        its proxy."""
         env = _base_env()
         env.update(
-            DATABASE_URL=f"postgresql://postgres@{hosts['pg'].ip}:{PG_PORT}/postgres",
-            REDIS_URL=f"redis://{redis_at}/0",
+            DATABASE_URL=f"postgresql://postgres@{self.network.hosts['pg'].ip}:{PG_PORT}/postgres",
+            REDIS_URL=self.redis.url(),
             MENTARA_JWT_SECRET=self.secret,
             MENTARA_REDIS_PREFIX=self.redis_prefix,
             MENTARA_DATA_DIR=str(self.run_dir / host),

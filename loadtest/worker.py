@@ -28,7 +28,8 @@ from typing import Any
 
 import httpx
 
-from loadtest.candidate import Phase, VirtualCandidate
+from loadtest.candidate import VirtualCandidate
+from loadtest.candidate_state import Phase
 from loadtest.config import LoadConfig
 from loadtest.context import WorkerContext
 from loadtest.record import Recorder

@@ -34,7 +34,8 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
 from protocol.messages import ScoreDelta
-from scoring.rubric import SCALE, Polarity, Rubric, rubric_for
+from scoring.rubric import SCALE, Polarity, Rubric
+from scoring.rubrics import rubric_for
 
 __all__ = [
     "FIRST_NEGATIVE",

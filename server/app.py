@@ -24,7 +24,8 @@ from starlette.websockets import WebSocket
 from scoring.code_runner import CodeRunner, RunLimits
 from server import metrics
 from server.account_erasures import AccountErasures
-from server.auth import AuthSettings, TokenVerifier
+from server.auth import TokenVerifier
+from server.auth_settings import AuthSettings
 from server.claude_client import make_claude_client
 from server.client_socket import ClientSocket, Endpoint
 from server.config import ConfigError, Settings, load_settings
@@ -158,6 +159,7 @@ def create_app(settings: Settings) -> Starlette:
             summary_writer=summary_writer,
             config=SessionConfig(
                 lease_ms=settings.lease_ms,
+                input_answer_s=settings.input_answer_s,
                 stream_maxlen=settings.history_max_events,
                 history_ttl_ms=settings.history_ttl_s * 1000,
                 append_audit=settings.append_audit,

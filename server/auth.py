@@ -5,8 +5,12 @@ Two kinds of token are accepted, each only when the server is configured for it:
 - production: RS256 (or ES256) tokens from the identity provider (Clerk session tokens),
   verified with the public key named by the token's ``kid`` in the provider's JWKS
   (:mod:`server.jwks` caches and rotates the key set);
-- development: HS256 tokens signed with a local secret, minted by :func:`mint_dev_token`
-  (``mentara token``).
+- development: HS256 tokens signed with a local secret, minted by
+  :func:`server.dev_tokens.mint_dev_token` (``mentara token``).
+
+How tokens are to be verified is :class:`server.auth_settings.AuthSettings`; this module
+verifies them (:class:`TokenVerifier`) and reads the bearer token of a request
+(:func:`token_from_authorization_header`).
 
 The algorithm is chosen by the server's configuration, never by the token: the token's
 ``alg`` header only selects which configured verifier to try, and ``jwt.decode`` is always
@@ -18,31 +22,26 @@ fixed and safe to show to the client: never the token, never PyJWT's exception t
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import jwt
 from jwt.types import Options
 
+from server.auth_settings import MAX_USER_ID_CHARS, AuthSettings
 from server.errors import Unauthorized
 from server.jwks import JwksCache
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "MAX_TOKEN_CHARS",
-    "MAX_USER_ID_CHARS",
-    "MIN_SECRET_BYTES",
-    "AuthSettings",
     "Principal",
     "SigningKeysUnavailable",
     "TokenVerifier",
-    "mint_dev_token",
     "token_from_authorization_header",
 ]
 
@@ -51,10 +50,6 @@ ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "ES256"})
 
 MAX_TOKEN_CHARS = 8192
 """Longer tokens are rejected before any parsing (Clerk session tokens are 1 to 3 KB)."""
-
-MAX_USER_ID_CHARS = 128
-MIN_SECRET_BYTES = 32
-"""RFC 7518 §3.2: an HS256 key must be at least as long as the hash output."""
 
 _MAX_NUMERIC_DATE = 1e11
 """Largest ``exp``/``nbf``/``iat`` we accept (year 5138); bounds float conversion."""
@@ -66,60 +61,6 @@ class SigningKeysUnavailable(Unauthorized):
     """No signing key could be obtained from the JWKS URL; the same token may work later."""
 
     retryable = True
-
-
-@dataclass(frozen=True)
-class AuthSettings:
-    """How tokens are verified. Invalid values raise ``ValueError`` at construction.
-
-    At least one of ``jwt_secret`` (HS256, development; at least 32 bytes) and ``jwks_url``
-    (RS256/ES256, production; ``https``, or ``http`` to a loopback host only) must be set.
-    Anyone holding ``jwt_secret`` can mint admin tokens: leave it unset in production.
-
-    ``issuer`` and ``audience``, when set, are required to match ``iss`` and ``aud``.
-    ``authorized_parties``, when non-empty, requires an ``azp`` claim among them (Clerk sets
-    ``azp`` to the origin of the app that requested the token).
-
-    ``role_claim`` is a dotted path into the claims (``role``, ``metadata.role``,
-    ``public_metadata.role``); the value found there is a string or a list of strings, and the
-    caller is an admin when it is, or contains, ``admin_role``.
-
-    ``leeway_s`` is the clock skew allowed on ``exp``, ``nbf`` and ``iat``. The ``jwks_*``
-    values drive :class:`server.jwks.JwksCache`.
-    """
-
-    jwt_secret: str | None = None
-    jwks_url: str | None = None
-    issuer: str | None = None
-    authorized_parties: tuple[str, ...] = ()
-    audience: str | None = None
-    role_claim: str = "role"
-    admin_role: str = "admin"
-    leeway_s: float = 5.0
-    jwks_cache_ttl_s: float = 300.0
-    jwks_min_refetch_interval_s: float = 30.0
-    jwks_timeout_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.jwt_secret is None and self.jwks_url is None:
-            raise ValueError("AuthSettings needs jwt_secret (development) or jwks_url")
-        if self.jwt_secret is not None:
-            _check_secret(self.jwt_secret)
-        if self.jwks_url is not None:
-            _check_jwks_url(self.jwks_url)
-        if not isinstance(self.authorized_parties, tuple) or not all(
-            isinstance(p, str) and p for p in self.authorized_parties
-        ):
-            raise ValueError("authorized_parties must be a tuple of non-empty strings")
-        _check_role_claim(self.role_claim)
-        if not self.admin_role:
-            raise ValueError("admin_role must not be empty")
-        if not self.leeway_s >= 0:
-            raise ValueError("leeway_s must be >= 0")
-        if not (self.jwks_cache_ttl_s > 0 and self.jwks_timeout_s > 0):
-            raise ValueError("jwks_cache_ttl_s and jwks_timeout_s must be > 0")
-        if not self.jwks_min_refetch_interval_s >= 0:
-            raise ValueError("jwks_min_refetch_interval_s must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -305,39 +246,6 @@ class TokenVerifier:
         )
 
 
-def mint_dev_token(
-    secret: str,
-    user_id: str,
-    *,
-    admin: bool = False,
-    ttl_s: int = 3600,
-    role_claim: str = "role",
-    admin_role: str = "admin",
-    now: float | None = None,
-    extra_claims: Mapping[str, Any] | None = None,
-) -> str:
-    """An HS256 development token for ``user_id``, valid from ``now`` for ``ttl_s`` seconds.
-
-    Carries ``sub``, ``iat``, ``nbf``, ``exp`` (whole seconds) and, when ``admin``, the value
-    ``admin_role`` at the dotted ``role_claim`` path. ``extra_claims`` (``iss``, ``aud``, ``azp``
-    when the verifier requires them) are added first; the claims above take precedence.
-    Raises ``ValueError`` for a secret shorter than 32 bytes, an empty or over-long user id,
-    or a non-positive ttl.
-    """
-    _check_secret(secret)
-    _check_role_claim(role_claim)
-    if not user_id or len(user_id) > MAX_USER_ID_CHARS:
-        raise ValueError(f"user_id must be 1 to {MAX_USER_ID_CHARS} characters")
-    if ttl_s <= 0:
-        raise ValueError("ttl_s must be positive")
-    issued = int(time.time() if now is None else now)
-    payload: dict[str, Any] = dict(extra_claims or {})
-    payload.update(sub=user_id, iat=issued, nbf=issued, exp=issued + ttl_s)
-    if admin:
-        _set_path(payload, role_claim, admin_role)
-    return jwt.encode(payload, secret, algorithm="HS256")
-
-
 def token_from_authorization_header(value: str | None) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header value, else None.
 
@@ -399,43 +307,3 @@ def _has_role(claims: Mapping[str, Any], path: str, role: str) -> bool:
     if isinstance(value, list):
         return any(isinstance(item, str) and item == role for item in value)
     return False
-
-
-def _set_path(payload: dict[str, Any], path: str, value: str) -> None:
-    *parents, leaf = path.split(".")
-    node = payload
-    for part in parents:
-        child = node.get(part)
-        child = dict(child) if isinstance(child, Mapping) else {}
-        node[part] = child
-        node = child
-    node[leaf] = value
-
-
-def _check_secret(secret: str) -> None:
-    if len(secret.encode()) < MIN_SECRET_BYTES:
-        raise ValueError(f"the HS256 secret must be at least {MIN_SECRET_BYTES} bytes")
-
-
-def _check_role_claim(path: str) -> None:
-    if not path or any(not part for part in path.split(".")):
-        raise ValueError(f"role_claim must be a dotted path of claim names, got {path!r}")
-
-
-def _check_jwks_url(url: str) -> None:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and _is_loopback(host):
-        return
-    raise ValueError("jwks_url must be an https URL (plain http only to a loopback host)")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

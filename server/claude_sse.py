@@ -10,6 +10,15 @@ index, the delta's text or partial JSON, the stop reason, the usage, a tool bloc
 That is the per-event work the product needs and nothing else: no pydantic model per event,
 no message snapshot copied per delta.
 
+Each network read is one await: where the SDK's HTTP client is its aiohttp transport (the
+worker's client, ``server.claude_client``) and the body is not content-encoded, the bytes
+are read straight off aiohttp's ``StreamReader`` (``readany``), not through the five
+generators of ``Response.aiter_bytes`` (httpx2's decoder and byte chunker, its stream
+bindings, the transport's ``iter_chunked``); aiohttp's errors are raised as the transport
+would raise them (``httpx2.ReadError``, ``httpx2.ReadTimeout``). Any other client or an
+encoded body takes ``aiter_bytes``: same bytes, same errors (``tests/test_claude_sse.py``
+reads every stream both ways).
+
 Contract, as the SDK's stream: an ``event: error`` raises ``anthropic.APIStatusError`` with
 the error body (status 200, so ``classify_failure`` reads ``error.type``), after the events
 that came before it in the same read were returned; events without an
@@ -26,6 +35,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import msgspec
 
 if TYPE_CHECKING:
@@ -96,7 +106,10 @@ class ClaudeStream:
     def __init__(self, response: httpx2.Response, status_error: Callable[..., Exception]) -> None:
         self.response = response
         self._status_error = status_error
-        self._chunks: AsyncIterator[bytes] = response.aiter_bytes().__aiter__()
+        self._content = _aiohttp_content(response)
+        self._chunks: AsyncIterator[bytes] | None = (
+            response.aiter_bytes().__aiter__() if self._content is None else None
+        )
         self._buffer = b""
         self._cr = False  # the last read ended with a CR (its LF may follow)
         self._error: Exception | None = None  # raised by the next call
@@ -115,9 +128,8 @@ class ClaudeStream:
             raise error
         events: list[StreamEvent] = []
         while not events:
-            try:
-                chunk = await self._chunks.__anext__()
-            except StopAsyncIteration:
+            chunk = await self._read()
+            if not chunk:
                 if self._cr:
                     self._cr = False
                     self._buffer += b"\n"
@@ -145,6 +157,24 @@ class ClaudeStream:
                     self._error = exc
                     break
         return events
+
+    @property
+    def direct(self) -> bool:
+        """Whether the body is read straight off aiohttp's buffer (see the module docstring)."""
+        return self._content is not None
+
+    async def _read(self) -> bytes:
+        """The next bytes of the body, b"" at its end."""
+        if self._content is not None:
+            try:
+                return await self._content.readany()
+            except aiohttp.ClientError as exc:
+                raise _transport_error(exc) from exc
+        assert self._chunks is not None
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            return b""
 
     def _normalize(self, chunk: bytes) -> bytes:
         """CRLF and CR line ends as LF, also when a CRLF is split across two reads."""
@@ -192,3 +222,24 @@ class ClaudeStream:
         if not self._closed:
             self._closed = True
             await self.response.aclose()
+
+
+def _aiohttp_content(response: httpx2.Response) -> aiohttp.StreamReader | None:
+    """aiohttp's body buffer under ``response``, when the SDK's aiohttp transport made it and
+    the body needs no decoding; else None (read through ``aiter_bytes``)."""
+    if response.headers.get("content-encoding", "identity").lower() != "identity":
+        return None
+    bound = getattr(response, "stream", None)  # httpx2's BoundAsyncStream
+    transport_stream = getattr(bound, "_stream", None)  # the transport's response stream
+    aiohttp_response = getattr(transport_stream, "_aiohttp_response", None)
+    content = getattr(aiohttp_response, "content", None)
+    return content if isinstance(content, aiohttp.StreamReader) else None
+
+
+def _transport_error(exc: aiohttp.ClientError) -> Exception:
+    """An aiohttp read error as the SDK's aiohttp transport raises it (an httpx2 error)."""
+    import httpx2
+
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return httpx2.ReadTimeout(str(exc))
+    return httpx2.ReadError(str(exc))

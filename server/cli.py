@@ -115,7 +115,8 @@ def _run_uvicorn(
 
 def _describe_sandbox(settings: Settings) -> str:
     """The code sandbox in one phrase for the start-up line (probed with a real run)."""
-    from scoring.code_runner import SANDBOX_UNSAFE, detect_sandbox_support
+    from scoring.sandbox import SANDBOX_UNSAFE
+    from scoring.sandbox_probe import detect_sandbox_support
 
     support = asyncio.run(detect_sandbox_support(settings.sandbox == SANDBOX_UNSAFE))
     if support.isolated:
@@ -159,7 +160,7 @@ def cmd_runner(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from server.auth import mint_dev_token
+    from server.dev_tokens import mint_dev_token
 
     settings = load_settings()
     secret = _jwt_secret(settings)

@@ -7,15 +7,18 @@
   ``auth_timeout_s``; otherwise ``error{unauthorized}`` and close 4001.
 - Once OPEN, two tasks run: the reader (decode, rate-limit, dispatch) and the writer (drain
   the bounded :class:`SendQueue`). The first to finish cancels the other; cleanup is in
-  ``finally``.
+  ``finally``. Sending, the writer and closing are :class:`server.socket_sender.SocketSender`'s,
+  the base of :class:`ClientSocket`.
 - A bad frame gets an ``error`` naming what was wrong and the socket stays usable. Frames
   beyond the rate limit get ``rate_limited``; ``rate_limit_strikes`` of them in a row close
   the socket with 1008. Frames over ``max_frame_bytes`` never reach here: the transport
   closes with 1009.
 - The token's ``exp`` arms a timer; a socket that has not refreshed with ``auth`` by then is
   closed with 4001. A refresh must be for the same user.
-- Session frames go to the :class:`SessionGateway`; an unexpected exception there is
-  logged, answered with ``internal`` (no detail), and the socket closed with 1011.
+- Session frames go to the :class:`SessionGateway`; Redis or Postgres not answering there
+  is answered with ``internal`` and ``retryable: true`` (the socket stays: send the frame
+  again, same ``id``); any other unexpected exception is logged, answered with ``internal``
+  (no detail), and the socket closed with 1011.
 """
 
 from __future__ import annotations
@@ -23,23 +26,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import itertools
 import logging
 import time
 from collections.abc import Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
-import msgspec
+import redis.exceptions as redis_errors
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from protocol.codec import Codec, negotiate
+from protocol.codec import negotiate
 from protocol.errors import CloseCode, ErrorCode, FrameError
 from protocol.messages import (
-    Ack,
     Auth,
     ClientFrame,
-    Error,
     Ping,
     Pong,
     Watch,
@@ -48,25 +48,18 @@ from protocol.messages import (
 from server import __version__, metrics
 from server.auth import Principal, TokenVerifier, token_from_authorization_header
 from server.config import Settings
+from server.db import TRANSIENT_DB_ERRORS
 from server.errors import Forbidden, MentaraError, RateLimited, ServiceUnavailable, Unauthorized
 from server.hub.redis_client import TRANSIENT_ERRORS
 from server.ratelimit import TokenBucket
-from server.send_queue import Payload, SendQueue, SendQueueFull
-from server.ws_transport import MentaraWebSocketProtocol, close_now, transport_of
+from server.socket_sender import SocketSender, SocketState
 
 log = logging.getLogger("mentara.socket")
 _NO_CLAIMS: Mapping[str, object] = MappingProxyType({})
-_socket_ids = itertools.count(1)
+#: A service not answering now (Redis, Postgres): the frame gets a retryable error.
+_OUTAGE_ERRORS = (*TRANSIENT_ERRORS, *TRANSIENT_DB_ERRORS)
 #: Frames a socket may have answered beside its reader at once (``handle_beside``).
 _BESIDE_MAX = 4
-
-
-class SocketState(enum.Enum):
-    CONNECTING = "connecting"
-    AUTHENTICATING = "authenticating"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
 
 
 class Endpoint(enum.Enum):
@@ -86,8 +79,9 @@ class SessionGateway(Protocol):
     async def detach(self, sock: ClientSocket) -> None: ...
 
 
-class ClientSocket:
-    """Serves one accepted WebSocket until it closes. See the module docstring."""
+class ClientSocket(SocketSender):
+    """Serves one accepted WebSocket until it closes. See the module docstring; what it sends
+    and how it closes is :class:`SocketSender`'s."""
 
     def __init__(
         self,
@@ -97,118 +91,21 @@ class ClientSocket:
         verifier: TokenVerifier,
         gateway: SessionGateway,
     ) -> None:
-        self.ws = ws
+        super().__init__(ws, settings.send_queue_bytes)
         self.endpoint = endpoint
         self.settings = settings
         self.verifier = verifier
         self.gateway = gateway
-        self.id = next(_socket_ids)
-        self.state = SocketState.CONNECTING
-        self.codec: Codec
         self.principal: Principal | None = None
-        self.queue = SendQueue(settings.send_queue_bytes)
         self.bucket = TokenBucket(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.strikes = 0
-        self.close_code: int | None = None
         self._expiry: asyncio.TimerHandle | None = None
-        self._writer: asyncio.Task[None] | None = None
-        # While OPEN on our transport, a frame sent when nothing is queued is written at once
-        # (no writer wake-up per event); ``_writing`` is set while the writer holds frames
-        # taken from the queue, so a direct write cannot overtake them.
-        self._direct: MentaraWebSocketProtocol | None = None
-        self._writing = False
         self._beside: set[asyncio.Task[None]] = set()  # frames answered beside the reader
 
     @property
     def user_id(self) -> str:
         assert self.principal is not None
         return self.principal.user_id
-
-    # -- sending ---------------------------------------------------------------------------
-
-    def send(self, message: msgspec.Struct) -> None:
-        """Queue a frame for this socket; never waits. A full queue closes the socket (4003)."""
-        self.send_encoded(self.codec.encode(message))
-
-    def send_encoded(self, payload: bytes) -> None:
-        """Queue bytes already encoded with this socket's codec (shared across sockets)."""
-        if self.state in (SocketState.CLOSING, SocketState.CLOSED):
-            return
-        direct = self._direct
-        if (
-            direct is not None
-            and not self._writing
-            and not self.queue
-            and direct.try_write(payload, text=self.codec.is_text)
-        ):
-            return  # written now: nothing was waiting, so order is kept
-        try:
-            self.queue.put(payload)
-        except SendQueueFull:
-            log.info("slow consumer", extra={"socket_id": self.id})
-            metrics.SLOW_CONSUMER_CLOSES.inc()
-            self._close_slow_consumer()
-
-    async def send_paced(self, payload: bytes) -> None:
-        """Queue ``payload`` once there is room (a replay: large, but not urgent)."""
-        await self.queue.wait_for_room(len(payload))
-        self.send_encoded(payload)
-
-    def send_error(
-        self,
-        code: ErrorCode,
-        message: str,
-        *,
-        ref: str | None = None,
-        retryable: bool = False,
-        field: str | None = None,
-    ) -> None:
-        metrics.FRAME_ERRORS.labels(code.value).inc()
-        self.send(
-            Error(
-                code=code,
-                message=message,
-                ref=msgspec.UNSET if ref is None else ref,
-                retryable=retryable,
-                field=msgspec.UNSET if field is None else field,
-            )
-        )
-
-    def send_exception(self, exc: MentaraError, ref: str | None = None) -> None:
-        self.send_error(exc.code, exc.message, ref=ref, retryable=exc.retryable, field=exc.field)
-        if exc.close is not None:
-            self.close(exc.close, exc.message)
-
-    def end(self, reason: MentaraError) -> None:
-        """Close after what is queued, with the close code ``reason`` carries (the session
-        layer says why a socket must go; this layer alone turns it into a close code)."""
-        self.close(reason.close or CloseCode.INTERNAL, reason.message)
-
-    def ack(self, ref: str | None, seq: int | None = None) -> None:
-        if ref is not None:
-            self.send(Ack(ref=ref, seq=msgspec.UNSET if seq is None else seq))
-
-    def _close_slow_consumer(self) -> None:
-        """4003 now: the writer is stuck behind a peer that does not read, so it is stopped
-        and the close frame is written straight to the transport (invariant 5)."""
-        self.state = SocketState.CLOSING
-        self.close_code = CloseCode.SLOW_CONSUMER
-        self.queue.close()
-        if self._writer is not None:
-            self._writer.cancel()
-        if not close_now(self.ws.scope, CloseCode.SLOW_CONSUMER, "slow consumer: resume"):
-            self._reason = "slow consumer: resume"
-            self.state = SocketState.OPEN  # let close() queue a normal close instead
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume")
-
-    def close(self, code: int, reason: str = "") -> None:
-        """Close after the frames already queued; idempotent; never waits."""
-        if self.state in (SocketState.CLOSING, SocketState.CLOSED):
-            return
-        self.state = SocketState.CLOSING
-        self.close_code = code
-        self._reason = reason[:120]
-        self.queue.close()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -363,35 +260,6 @@ class ClientSocket:
             ):
                 raise error
 
-    async def _write_loop(self) -> None:
-        text = self.codec.is_text
-        transport = transport_of(self.ws.scope)
-        if transport is not None:
-            # Our transport: every waiting frame in one write, no ASGI message per frame;
-            # once OPEN, frames sent while nothing waits are written directly (send_encoded).
-            if self.state is SocketState.OPEN:
-                self._direct = transport
-            try:
-                while batch := await self.queue.get_batch():
-                    self._writing = True
-                    frames = [p.encode() if isinstance(p, str) else p for p in batch]
-                    if not await transport.write_frames(frames, text=text):
-                        return
-                    self._writing = False
-            finally:
-                self._direct = None
-                self._writing = False
-        else:
-            send = self.ws.send
-            while (payload := await self.queue.get()) is not None:
-                await send(_send_message(payload, text))
-        if self.close_code is not None:
-            await self.ws.close(self.close_code, self._reason)
-
-    async def _flush_and_close(self) -> None:
-        """Before OPEN: send what is queued (the error), then the close frame."""
-        await self._write_loop()
-
     async def _read_loop(self) -> None:
         receive = self.ws.receive
         while True:
@@ -442,11 +310,13 @@ class ClientSocket:
         if isinstance(exc, MentaraError):
             self.send_exception(exc, ref)
             return
-        if isinstance(exc, TRANSIENT_ERRORS):
-            # Redis restarting or a cluster failing over: a pause, not a bug. The socket
-            # stays; the client may send the frame again (inputs are idempotent by id).
-            log.warning("frame handler: redis unavailable (%r)", exc)
-            self.send_exception(ServiceUnavailable("redis is unavailable; retry"), ref)
+        if isinstance(exc, _OUTAGE_ERRORS):
+            # Redis restarting, a cluster failing over, Postgres restarting or its link cut
+            # mid-query: a pause, not a bug. The socket stays; the client may send the frame
+            # again (inputs are idempotent by id).
+            service = _unavailable_service(exc)
+            log.warning("frame handler: %s unavailable (%r)", service, exc)
+            self.send_exception(ServiceUnavailable(f"{service} is unavailable; retry"), ref)
             return
         log.error("frame handler failed", exc_info=exc, extra={"socket_id": self.id})
         self.send_error(ErrorCode.INTERNAL, "internal error", ref=ref, retryable=True)
@@ -482,6 +352,15 @@ class ClientSocket:
         self.ack(ref)
 
 
+def _unavailable_service(exc: BaseException) -> str:
+    """Which service an outage error came from, as the client is told."""
+    if isinstance(exc, redis_errors.RedisError):
+        return "redis"
+    if isinstance(exc, OSError | TimeoutError):  # a socket: either one
+        return "redis or the database"
+    return "the database"
+
+
 def _frame_data(message: object) -> bytes | str:
     assert isinstance(message, dict)
     text = message.get("text")
@@ -494,12 +373,3 @@ def _frame_data(message: object) -> bytes | str:
 def _frame_id(frame: ClientFrame) -> str | None:
     value = getattr(frame, "id", None)
     return value if isinstance(value, str) else None
-
-
-def _send_message(payload: Payload, text: bool) -> dict[str, object]:
-    if text:
-        return {
-            "type": "websocket.send",
-            "text": payload.decode() if isinstance(payload, bytes) else payload,
-        }
-    return {"type": "websocket.send", "bytes": payload}

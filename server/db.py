@@ -1,4 +1,4 @@
-"""Postgres: the connection pool and the migrations.
+"""Postgres: the connection pool, the migrations, and which errors mean "not reachable now".
 
 Migrations are plain SQL files in ``server/migrations/`` named ``NNNN_name.sql``, applied in
 order, each in its own transaction, and recorded in ``schema_migrations``. :func:`migrate`
@@ -16,6 +16,21 @@ from importlib import resources
 import asyncpg
 
 log = logging.getLogger("mentara.db")
+
+#: Errors that mean "Postgres is not reachable right now" (a restart, a link cut mid-query):
+#: the write-behind retries the same batch; a client frame that meets one is answered with a
+#: retryable error and its socket stays (``server.client_socket``).
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    # A connection left mid-operation by a server that went away; the pool replaces it.
+    asyncpg.InternalClientError,
+)
 
 #: Key of the advisory lock that serialises migrations across processes ("mentara" in ASCII).
 MIGRATION_LOCK_KEY = 0x6D656E74617261

@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.auth import mint_dev_token
 from server.data_folder import JWT_SECRET_FILE
+from server.dev_tokens import mint_dev_token
 from server.errors import InvalidField
 from server.http_body import read_body
 

@@ -33,13 +33,13 @@ import msgspec
 
 from scoring.code_runner import (
     DEFAULT_LIMITS,
-    SANDBOX_UNSAFE,
     CodeRunner,
     CompareMode,
     RunLimits,
     RunResult,
     TestCase,
 )
+from scoring.sandbox import SANDBOX_UNSAFE
 from server.config import ConfigError, Settings
 from server.errors import ServiceUnavailable
 from server.runner_wire import (

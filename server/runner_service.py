@@ -42,7 +42,8 @@ from typing import Final
 
 import msgspec
 
-from scoring.code_runner import CodeRunner, detect_sandbox_support
+from scoring.code_runner import CodeRunner
+from scoring.sandbox_probe import detect_sandbox_support
 from server.config import RUNNER_TOKEN_MIN_CHARS
 from server.runner_wire import (
     MAX_HELLO_BYTES,

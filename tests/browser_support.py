@@ -20,6 +20,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from tests.tcp_relay import Reader, TcpRelay, Writer
+
 SKIP_ENV = "MENTARA_SKIP_BROWSER_TESTS"
 BINARY_ENV = "MENTARA_CHROMIUM"
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -83,42 +85,23 @@ async def chromium() -> AsyncIterator[Any]:
             await browser.close()
 
 
-class CuttableProxy:
+class CuttableProxy(TcpRelay):
     """A TCP proxy on 127.0.0.1:0 in front of ``target_port``. ``cut()`` drops every open
     connection at once (no close handshake, as a network drop would), while it goes on
     accepting new ones. ``request_lines`` keeps the first line of every HTTP request seen."""
 
     def __init__(self, target_port: int) -> None:
+        super().__init__()
         self.target_port = target_port
-        self.port = 0
         self.request_lines: list[str] = []
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
         self._websocket_clients: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> CuttableProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        self.cut()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def cut(self) -> None:
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
+        super().cut()
         self._websocket_clients.clear()
 
     async def close_websockets(self, code: int, reason: str = "") -> None:
@@ -135,47 +118,19 @@ class CuttableProxy:
         await asyncio.sleep(0.2)
         self.cut()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-        tasks = [
-            asyncio.create_task(self._pump(reader, up_writer, inspect=True, client=writer)),
-            asyncio.create_task(self._pump(up_reader, writer, inspect=False)),
-        ]
-        self._tasks.update(tasks)
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._tasks.difference_update(tasks)
-            self._websocket_clients.discard(writer)
-            for w in (writer, up_writer):
-                self._writers.discard(w)
-                w.transport.abort()
+    async def open_upstream(self) -> tuple[Reader, Writer]:
+        return await asyncio.open_connection("127.0.0.1", self.target_port)
 
-    async def _pump(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        inspect: bool,
-        client: asyncio.StreamWriter | None = None,
-    ) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            while data := await reader.read(65536):
-                if inspect:
-                    # Requests start a chunk on a fresh or idle connection; enough to see
-                    # every request line the browser sends (WebSocket frames are masked).
-                    first = data.split(b"\r\n", 1)[0]
-                    if first[:4] in (b"GET ", b"POST", b"PUT ", b"DELE", b"HEAD", b"OPTI"):
-                        self.request_lines.append(first.decode("latin-1"))
-                        if client is not None and b"\r\nupgrade: websocket" in data.lower():
-                            self._websocket_clients.add(client)
-                writer.write(data)
-                await writer.drain()
+    async def forward(self, data: bytes, writer: Writer, client: Writer | None) -> None:
+        if client is not None:
+            # Requests start a chunk on a fresh or idle connection; enough to see every
+            # request line the browser sends (WebSocket frames are masked).
+            first = data.split(b"\r\n", 1)[0]
+            if first[:4] in (b"GET ", b"POST", b"PUT ", b"DELE", b"HEAD", b"OPTI"):
+                self.request_lines.append(first.decode("latin-1"))
+                if b"\r\nupgrade: websocket" in data.lower():
+                    self._websocket_clients.add(client)
+        await super().forward(data, writer, client)
+
+    def connection_closed(self, client: asyncio.StreamWriter) -> None:
+        self._websocket_clients.discard(client)

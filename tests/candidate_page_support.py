@@ -3,6 +3,7 @@ interview, read what it shows, compare it with what the server stored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -107,6 +108,23 @@ async def stored_transcript(base_url: str, page: Any) -> list[tuple[str, str]]:
         )
     response.raise_for_status()
     return [(t["role"], t["text"]) for t in response.json()["transcript"]]
+
+
+async def stored_matches_shown(
+    base_url: str, page: Any, within_s: float = 10.0
+) -> list[tuple[str, str]]:
+    """The page's transcript, once the stored one (GET /v1/sessions/{id}) is the same; fails
+    with both when they still differ after ``within_s``. Events reach the page before their
+    rows reach Postgres (the write-behind), so the store is read until it has caught up."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        shown = await shown_transcript(page)
+        stored = await stored_transcript(base_url, page)
+        if shown == stored:
+            return shown
+        if asyncio.get_running_loop().time() > deadline:
+            assert shown == stored, "the stored transcript never matched the page's"
+        await asyncio.sleep(0.2)
 
 
 async def screenshot(page: Any, tmp_path: Path, name: str) -> Path:

@@ -12,6 +12,8 @@ import redis.asyncio as aioredis
 from server.config import Settings
 from server.embedded import start_embedded
 from server.hub.lease import Leases
+from tests import ci_passes
+from tests.leak_guard import collect_garbage_after  # noqa: F401 (an autouse fixture)
 from tests.support import (
     RunningServer,
     Services,
@@ -25,24 +27,43 @@ from tests.support import (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Suites that start servers of their own and run for minutes run in CI's local-services
-    pass only; in the embedded pass they are deselected (reported as deselected, never as
-    skipped or passed): the Redis Cluster tests (six ``redis-server`` processes) and the
-    chaos suite (network-namespace hosts, root). The browser tests (marker ``browser``) run
-    in the embedded pass only, which keeps CI under 20 minutes."""
-    if services_mode() == "embedded":
-        marked = [
-            item
-            for item in items
-            if item.get_closest_marker("redis_cluster") or item.get_closest_marker("chaos")
-        ]
-    else:
-        # The browser tests check the pages, which do not depend on where Postgres and Redis
-        # run: once per CI run (the embedded pass) is enough.
-        marked = [item for item in items if item.get_closest_marker("browser")]
-    if marked:
-        config.hook.pytest_deselected(items=marked)
-        items[:] = [item for item in items if item not in marked]
+    """Keeps the tests this pass runs (``tests/ci_passes.py`` decides from each test's markers
+    and fixtures): a test that meets the suite's Postgres or Redis runs in both of CI's passes,
+    every other test in one. The others are deselected (reported as deselected, never as
+    skipped or passed) and counted in one line after collection; a test that no pass would
+    run is a collection error."""
+    mode = services_mode()
+    if mode not in ci_passes.PASSES:
+        raise pytest.UsageError(f"MENTARA_TEST_SERVICES must be embedded or local, not {mode!r}")
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    reasons: list[str] = []
+    nowhere: list[str] = []
+    for item in items:
+        markers = {mark.name for mark in item.iter_markers()}
+        passes, why = ci_passes.passes_for(markers, getattr(item, "fixturenames", ()))
+        if not passes:
+            nowhere.append(f"{item.nodeid}: {why}")
+        elif mode in passes:
+            kept.append(item)
+        else:
+            deselected.append(item)
+            reasons.append(why)
+    if nowhere:
+        raise pytest.UsageError("tests that no CI pass runs:\n" + "\n".join(nowhere))
+    config.stash[_DESELECTED_WHY] = reasons
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+_DESELECTED_WHY = pytest.StashKey[list[str]]()
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str:
+    """The pass's one line: the tests it runs, and those it leaves to the other pass and why."""
+    reasons: list[str] = config.stash.get(_DESELECTED_WHY, [])
+    return ci_passes.summary(services_mode(), len(items), reasons)
 
 
 @pytest.fixture(scope="session")

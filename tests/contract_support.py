@@ -71,7 +71,7 @@ def with_code_runs(settings: Settings) -> Settings:
     """``settings`` for a test that needs real ``code.result`` events: the bubblewrap sandbox
     where this host has it, else in-process runs without isolation (the code is the test's
     own, never a stranger's)."""
-    from scoring.code_runner import SANDBOX_UNSAFE
+    from scoring.sandbox import SANDBOX_UNSAFE
 
     if shutil.which("bwrap"):
         return settings

@@ -8,8 +8,10 @@ from typing import Any
 
 import asyncpg
 
-from protocol.client import InterviewClient
+from protocol.client import InterviewClient, ServerErrorReply
 from protocol.messages import (
+    Ack,
+    ClientFrame,
     InterviewerDelta,
     InterviewerTurnEnd,
     ServerFrame,
@@ -29,6 +31,27 @@ async def read_until(
             frames.append(frame)
             if stop(frame):
                 return frames
+
+
+async def request_until_accepted(
+    client: InterviewClient,
+    frame: ClientFrame,
+    *,
+    within: float = 60.0,
+    pause: float = 0.5,
+    timeout: float = 30.0,
+) -> Ack:
+    """``frame`` sent again, with its ``id``, while its answer is a retryable error (a service
+    coming back, a take-over waiting), as a client does; its ``ack``. A refusal that is not
+    retryable raises ``ServerErrorReply``."""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                return await client.request(frame, timeout=timeout)
+            except ServerErrorReply as exc:
+                if not exc.error.retryable:
+                    raise
+            await asyncio.sleep(pause)
 
 
 def turn_ended(turn_count: int = 1) -> Callable[[ServerFrame], bool]:

@@ -11,7 +11,7 @@ import httpx
 
 from protocol.client import ServerErrorReply, open_client
 from protocol.messages import SessionStart
-from server.auth import mint_dev_token
+from server.dev_tokens import mint_dev_token
 from tests.support import TEST_SECRET
 
 RC_SECRET = "rc-plans-" + "k" * 24

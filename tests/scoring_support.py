@@ -23,7 +23,7 @@ from protocol.messages import (
     TestOutcome,
 )
 from scoring.question_bank import CodingQuestion, load_question_bank
-from scoring.rubric import rubric_for
+from scoring.rubrics import rubric_for
 from scoring.transcript import Transcript
 
 BANK = load_question_bank()

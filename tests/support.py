@@ -32,8 +32,8 @@ from starlette.applications import Starlette
 
 from server.app import create_app
 from server.asgi_server import bind_socket, uvicorn_config
-from server.auth import mint_dev_token
 from server.config import Settings
+from server.dev_tokens import mint_dev_token
 
 TEST_SECRET = "test-secret-" + "x" * 32
 #: The free plan's interviews a month on test servers (the product's default is 3).

@@ -55,7 +55,7 @@ _TIMEOUT_MS = 15_000
 async def streaming_server(settings: Settings) -> AsyncIterator[RunningServer]:
     # Slow enough that a turn streams for a while (the page must show it growing), fast
     # enough to keep the test short.
-    async with running_server(settings.with_(offline_tokens_per_s=120.0, coalesce_ms=10.0)) as s:
+    async with running_server(settings.with_(offline_tokens_per_s=40.0, coalesce_ms=10.0)) as s:
         yield s
 
 

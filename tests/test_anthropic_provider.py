@@ -113,11 +113,20 @@ def sleeps() -> Sleeps:
     return Sleeps()
 
 
+@pytest.fixture(params=["aiohttp", "httpx2"])
+def http_client(request: pytest.FixtureRequest) -> str:
+    """Which HTTP client the SDK sends with: the worker's (``server.claude_client``: aiohttp,
+    whose body the stream reads straight off its buffer) or the SDK's default (httpx2, read
+    through ``aiter_bytes``). Every provider test runs with both."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def make_provider(
-    api: FakeMessagesAPI, sleeps: Sleeps
+    api: FakeMessagesAPI, sleeps: Sleeps, http_client: str
 ) -> AsyncIterator[Callable[..., AnthropicProvider]]:
     made: list[AnthropicProvider] = []
+    clients: list[anthropic.AsyncAnthropic] = []
 
     def make(**overrides: Any) -> AnthropicProvider:
         options: dict[str, Any] = {
@@ -134,6 +143,14 @@ async def make_provider(
             "sleep": sleeps,
         }
         options.update(overrides)
+        if http_client == "aiohttp" and "client" not in options:
+            client = anthropic.AsyncAnthropic(
+                api_key=options["api_key"],
+                base_url=options["base_url"],
+                http_client=anthropic.DefaultAioHttpClient(),
+            )
+            clients.append(client)
+            options["client"] = client
         provider = AnthropicProvider(**options)
         made.append(provider)
         return provider
@@ -141,6 +158,8 @@ async def make_provider(
     yield make
     for provider in made:
         await provider.aclose()
+    for client in clients:
+        await client.close()
 
 
 @pytest.fixture

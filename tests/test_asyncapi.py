@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 import protocol.messages as messages
-from protocol import asyncapi
+from protocol import asyncapi, client_frames, control_frames, session_events
 from protocol.codec import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL
 from server.config import Settings
 from server.hub.keys import session_keys
@@ -61,13 +61,15 @@ def test_check_mode_fails_on_a_stale_copy(tmp_path: Any) -> None:
 
 
 def _frame_classes() -> list[type[msgspec.Struct]]:
-    """Every frame class defined in protocol/messages.py, found by what it is (a struct
-    tagged by ``type``), not by the lookup tables, so one left out of them is found too."""
+    """Every frame class defined in the frame modules behind protocol/messages.py, found by
+    what it is (a struct tagged by ``type``), not by the lookup tables, so one left out of
+    them is found too."""
     return [
         cls
-        for _, cls in inspect.getmembers(messages, inspect.isclass)
+        for module in (client_frames, control_frames, session_events)
+        for _, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, msgspec.Struct)
-        and cls.__module__ == messages.__name__
+        and cls.__module__ == module.__name__
         and not cls.__name__.startswith("_")  # the abstract bases
         and cls.__struct_config__.tag_field == "type"
         and isinstance(cls.__struct_config__.tag, str)

@@ -33,13 +33,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.auth import (
-    AuthSettings,
     Principal,
     SigningKeysUnavailable,
     TokenVerifier,
-    mint_dev_token,
     token_from_authorization_header,
 )
+from server.auth_settings import AuthSettings
+from server.dev_tokens import mint_dev_token
 from server.errors import Unauthorized
 from server.jwks import MAX_JWKS_BYTES
 

@@ -95,3 +95,40 @@ async def test_a_killed_connection_fails_its_calls_and_the_next_ones_succeed(
     assert len(failures) <= 1
     assert all(isinstance(f, redis_errors.ConnectionError) for f in failures)
     assert successes == [[n, b"b"] for n in range(2, 2 + len(successes))]
+
+
+async def test_a_call_that_can_wait_rides_the_next_pipeline_or_leaves_alone_in_time(
+    redis: aioredis.Redis, batcher: ScriptBatcher
+) -> None:
+    key = f"t:{uuid.uuid4().hex}"
+    await batcher(keys=[key], args=["warm", "ok"])  # the script loaded, the connection made
+    before = batcher.pipelines
+
+    # It waits: nothing is sent while no other call comes and its time has not passed.
+    waiting = batcher.submit(keys=[key], args=["score", "ok"], within_s=5.0)
+    await asyncio.sleep(0.2)
+    assert not waiting.done() and await redis.get(key) == b"1"
+    # Another call's pipeline takes it along, first, as it was queued first.
+    now = await batcher(keys=[key], args=["delta", "ok"])
+    assert (await waiting)[0] == 2 and now[0] == 3
+    assert batcher.pipelines == before + 1
+
+    # Alone, it leaves once its time is up (not before).
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    alone = batcher.submit(keys=[key], args=["end", "ok"], within_s=0.1)
+    await asyncio.sleep(0.05)
+    assert not alone.done()
+    assert (await alone)[0] == 4
+    assert loop.time() - started >= 0.09
+    assert batcher.pipelines == before + 2
+
+
+async def test_a_cancelled_call_is_never_sent(
+    redis: aioredis.Redis, batcher: ScriptBatcher
+) -> None:
+    key = f"t:{uuid.uuid4().hex}"
+    waiting = batcher.submit(keys=[key], args=["score", "ok"], within_s=5.0)
+    waiting.cancel()
+    assert (await batcher(keys=[key], args=["next", "ok"]))[0] == 1  # the cancelled one: no INCR
+    assert await redis.get(key) == b"1"

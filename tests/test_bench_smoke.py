@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.config import BenchConfig
 from bench.results import BenchResult
 from bench.services import Services as BenchServices
 from bench.table import format_table
-from bench.workloads import BenchConfig, stream
+from bench.workloads import stream
 from tests.support import Services
 
 

@@ -337,6 +337,7 @@ def test_the_table_has_a_row_per_run_and_a_verdict_per_goal() -> None:
         idle=IdleRun(10_000, 10_000, 10_000, 100 * 2**20, 300 * 2**20, 6.0, 2.0),
     )
     assert ladder[0].events_per_cpu_s == pytest.approx(10_000)  # 20,000 events / 2 s of server CPU
+    assert ladder[0].server_cpu_per_client_cpu == pytest.approx(2.0 / 99.0)
     assert ladder[0].passes and not ladder[1].passes and result.largest_passing == 100
     assert result.ratio("python-socketio") == pytest.approx(4.0)
     table = format_table(result)

@@ -17,7 +17,8 @@ from scoring.calibration import TRACK_DIRS, heldout_dir, load_calibration_sessio
 from scoring.calibration.agreement import OVERALL, score_calibration
 from scoring.calibration.judged import OfflineJudge, replay_judged, score_judged
 from scoring.question_bank import Question
-from scoring.rubric import TRACKS, Track, rubric_for
+from scoring.rubric import TRACKS, Track
+from scoring.rubrics import rubric_for
 from scoring.transcript import Transcript
 from server.judging import calibrate
 from server.judging.claude_judge import TOOL_NAME, ClaudeJudge

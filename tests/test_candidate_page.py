@@ -27,7 +27,7 @@ from tests.candidate_page_support import (
     shown_transcript,
     sign_in,
     start,
-    stored_transcript,
+    stored_matches_shown,
     wait_alert,
     wait_turns_ended,
 )
@@ -163,7 +163,7 @@ async def whole_interview(base_url: str, tmp_path: Path) -> None:
         await screenshot(page, tmp_path, "candidate-report.png")
 
         # What the page showed is what the server stored, turn for turn.
-        assert await shown_transcript(page) == await stored_transcript(base_url, page)
+        await stored_matches_shown(base_url, page)
 
         # Past interviews list this one, and its report opens from there.
         await page.click("#home")
@@ -231,7 +231,7 @@ async def test_a_reload_mid_turn_resumes_without_duplicate_text(settings: Settin
         await page.click("#interrupt")
         await expect(page.locator("#transcript li .meta")).to_contain_text(["(interrupted)"])
         await expect(page.locator("#transcript li.streaming")).to_have_count(0)
-        assert await shown_transcript(page) == await stored_transcript(server.http_url, page)
+        await stored_matches_shown(server.http_url, page)
         assert await said.count() == 1
         assert problems == []
 
@@ -270,8 +270,7 @@ async def test_a_cut_connection_reconnects_and_loses_nothing(settings: Settings)
         await page.fill("#answer", "And negative numbers?")
         await page.press("#answer", "Enter")
         await wait_turns_ended(page, 4)
-        shown = await shown_transcript(page)
-        assert shown == await stored_transcript(server.http_url, page)
+        shown = await stored_matches_shown(server.http_url, page)
         assert [t for r, t in shown if r == "candidate"] == [
             "Could the array hold duplicates?",
             "And negative numbers?",
@@ -312,7 +311,7 @@ async def test_a_server_restart_is_shown_and_ridden_out(settings: Settings) -> N
             await page.fill("#answer", "I would start with the read path.")
             await page.press("#answer", "Enter")
             await wait_turns_ended(page, 3)
-            assert await shown_transcript(page) == await stored_transcript(second.http_url, page)
+            await stored_matches_shown(second.http_url, page)
         assert problems == []
 
 

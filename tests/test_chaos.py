@@ -1,5 +1,6 @@
-"""The partition suite: three server hosts, Redis and Postgres on network-namespace hosts,
-candidates on every server host, a nemesis, and the checker (chaos/, docs/reliability.md).
+"""The partition suite: three server hosts, a Redis Cluster (3 masters, 3 replicas on three
+hosts) and Postgres on network-namespace hosts, candidates on every server host, a nemesis,
+and the checker (chaos/, docs/reliability.md).
 
 Marked ``chaos``: it runs in the local-services pass (root and ``ip netns`` needed; without
 them it fails, unless ``MENTARA_SKIP_CHAOS=1`` says to skip it) and is deselected in
@@ -59,8 +60,13 @@ def test_every_fault_alone_then_combined_keeps_every_promise(
         say=lambda line: None,
     )
     _show(capsys, result)
+    assert "redis               cluster" in result.table
     assert set(result.faults) == set(FAULTS), result.faults  # each fault at least once
     assert sum(result.faults.values()) > len(FAULTS)  # and some of them combined
+    # A killed master's replica won an election; the killed node came back as a replica.
+    logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("*/logs/redis-*.log"))
+    assert "Failover election won" in logs
+    assert "Reconfiguring myself as a replica" in logs
     # Most sessions started (a start may meet a fault: its retryable error ends that candidate).
     assert result.sessions >= 6 and result.verdict.client_events > 1000
     assert result.ended == result.sessions, result.table
@@ -73,7 +79,9 @@ def test_the_checker_catches_two_owners_when_the_fence_is_broken(
 ) -> None:
     """With the append's fence check removed (a test-only switch), a frozen or cut-off owner
     appends after its successor: the checker must report it. A run can go by without a stale
-    append landing (the keeper may stop the old owner first), so up to three runs."""
+    append landing (the keeper may stop the old owner first), so up to three runs. Its run
+    folder is deep on purpose: the unix sockets must not live there (107 bytes at most)."""
+    deep = tmp_path / ("a-run-folder-deeper-than-a-unix-socket-path-may-be-" * 2)
     for attempt in range(3):
         result = run_chaos(
             ChaosConfig(
@@ -81,7 +89,7 @@ def test_the_checker_catches_two_owners_when_the_fence_is_broken(
                 sessions_per_host=4,
                 faults=("freeze_owner", "redis_partition"),
                 unfenced_append=True,
-                work_dir=tmp_path / str(attempt),
+                work_dir=deep / str(attempt),
                 seed=attempt + 1,
             ),
             say=lambda line: None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.claude_client import make_claude_client
-from server.config import Settings
+from server.config import Settings, load_settings
 from server.interviewer.anthropic_provider import AnthropicProvider
 from server.interviewer.factory import make_provider
 from server.judging.claude_judge import ClaudeJudge
@@ -27,3 +27,13 @@ async def test_the_three_users_share_one_connection_pool_and_keep_their_own_opti
     assert not client.is_closed()
     await client.close()
     assert client.is_closed()
+
+
+async def test_the_sdks_spans_are_off_unless_the_environment_asks_for_them() -> None:
+    env = {"ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    client = make_claude_client(load_settings(env))
+    assert client._tracer is None  # no span is built per request
+    await client.close()
+    client = make_claude_client(load_settings(env | {"ANTHROPIC_OPEN_TELEMETRY": "true"}))
+    assert client.open_telemetry["traces"]["enabled"]  # left to the SDK (its default: on)
+    await client.close()

@@ -15,7 +15,8 @@ import pytest
 
 from protocol.messages import CandidateSaid, CodeSnapshot
 from scoring.calibration import TRACK_DIRS, CalibrationSession, load_calibration_session
-from scoring.rubric import TRACKS, Track, rubric_for
+from scoring.rubric import TRACKS, Track
+from scoring.rubrics import rubric_for
 from scoring.scorer import SessionScorer
 from scoring.transcript import Transcript
 from server.judging.claude_judge import TOOL_NAME, ClaudeJudge, JudgeResult

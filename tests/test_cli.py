@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from server.auth import AuthSettings, TokenVerifier
+from server.auth import TokenVerifier
+from server.auth_settings import AuthSettings
 from server.embedded import EmbeddedRedis
 from tests.support import MENTARA, TEST_SECRET, Services, serving, wait_ready
 

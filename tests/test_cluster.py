@@ -43,7 +43,7 @@ from protocol.messages import (
     SessionStarted,
     Watch,
 )
-from server.auth import mint_dev_token
+from server.dev_tokens import mint_dev_token
 from tests.interview_support import assert_gap_free, stored_turns
 from tests.support import (
     TEST_SECRET,

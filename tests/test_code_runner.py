@@ -28,10 +28,10 @@ from scoring.code_runner import (
     SandboxUnavailable,
     TestCase,
     default_runner,
-    detect_sandbox_support,
     run_tests,
     values_match,
 )
+from scoring.sandbox_probe import detect_sandbox_support
 from tests.sandbox_support import gone, sandbox_processes
 
 FAST = RunLimits(cpu_seconds=1, wall_seconds=2.5)

@@ -24,12 +24,12 @@ from scoring.code_runner import (
     RunResult,
     SandboxSupport,
     TestCase,
-    detect_sandbox_support,
     run_tests,
     supported_languages,
 )
 from scoring.languages import camel_case, function_names
 from scoring.question_bank import CodingQuestion, load_question_bank
+from scoring.sandbox_probe import detect_sandbox_support
 from tests.sandbox_support import gone, sandbox_processes
 
 NODE = shutil.which("node")

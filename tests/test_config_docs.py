@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ENV_VARS, ConfigError, load_settings
+from server.config import ConfigError, load_settings
+from server.env_vars import ENV_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,8 +31,8 @@ from protocol.messages import (
     SessionStart,
     SessionStarted,
 )
-from server.auth import mint_dev_token
 from server.config import Settings
+from server.dev_tokens import mint_dev_token
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.interview_support import (
     assert_gap_free,

@@ -35,8 +35,8 @@ from protocol.messages import (
     SessionStarted,
     Watch,
 )
-from server.auth import mint_dev_token
 from server.config import Settings
+from server.dev_tokens import mint_dev_token
 from server.hub.redis_client import connect as connect_redis
 from tests.interview_support import assert_gap_free, events, read_until
 from tests.support import (

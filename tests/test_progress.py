@@ -17,7 +17,7 @@ import pytest
 
 from protocol.client import open_client
 from protocol.messages import CandidateMessage, CodeUpdate, ReportReady, SessionEnd, SessionStart
-from scoring.rubric import rubric_for
+from scoring.rubrics import rubric_for
 from server.config import Settings
 from tests.interview_support import read_until
 from tests.support import RunningServer, later_token, running_server

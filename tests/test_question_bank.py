@@ -26,7 +26,8 @@ from scoring.question_bank import (
     QuestionNotFound,
     load_question_bank,
 )
-from scoring.rubric import SCALE, TRACKS, rubric_for
+from scoring.rubric import SCALE, TRACKS
+from scoring.rubrics import rubric_for
 
 BANK = load_question_bank()
 CODING = [q for q in BANK.for_track("coding") if isinstance(q, CodingQuestion)]

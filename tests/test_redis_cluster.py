@@ -38,7 +38,7 @@ from protocol.messages import (
     SessionStarted,
     wire_type,
 )
-from server.auth import mint_dev_token
+from server.dev_tokens import mint_dev_token
 from server.hub.keys import session_keys
 from server.hub.redis_client import connect as connect_redis
 from server.sessions.logged_event import LoggedEvent

@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from scoring.code_runner import RunLimits, TestCase, detect_sandbox_support, run_tests
+from scoring.code_runner import RunLimits, TestCase, run_tests
+from scoring.sandbox_probe import detect_sandbox_support
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION_FILE = ROOT / "scoring" / "questions" / "two-sum.toml"
@@ -220,7 +221,8 @@ async def test_a_second_candidates_run_is_out_of_reach() -> None:
 
 _DRIVER = """
 import asyncio, json, sys
-from scoring.code_runner import RunLimits, TestCase, run_tests, detect_sandbox_support
+from scoring.code_runner import RunLimits, TestCase, run_tests
+from scoring.sandbox_probe import detect_sandbox_support
 
 async def main():
     support = await detect_sandbox_support()

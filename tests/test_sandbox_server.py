@@ -16,9 +16,9 @@ import pytest
 
 from protocol.client import ServerErrorReply, open_client
 from protocol.messages import CodeResult, CodeRun, CodeUpdate, SessionStart
-from scoring import code_runner
-from server.auth import mint_dev_token
+from scoring import sandbox_probe
 from server.config import Settings
+from server.dev_tokens import mint_dev_token
 from tests.interview_support import read_until, turn_ended
 from tests.support import TEST_SECRET, Services, running_server, serve_env, serving, wait_ready
 from tests.test_sandbox_attacks import _snoop_python
@@ -61,14 +61,14 @@ def broken_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     fake = tmp_path / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    saved = dict(code_runner._supports)
-    code_runner._supports.clear()
-    monkeypatch.setattr(code_runner, "find_bwrap", lambda: str(fake))
+    saved = dict(sandbox_probe._supports)
+    sandbox_probe._supports.clear()
+    monkeypatch.setattr(sandbox_probe, "find_bwrap", lambda: str(fake))
     try:
         yield
     finally:
-        code_runner._supports.clear()
-        code_runner._supports.update(saved)
+        sandbox_probe._supports.clear()
+        sandbox_probe._supports.update(saved)
 
 
 async def test_without_isolation_code_run_is_refused_and_the_interview_goes_on(

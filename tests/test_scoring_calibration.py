@@ -23,7 +23,7 @@ from scoring.calibration.agreement import OVERALL, score_calibration
 from scoring.code_runner import CodeRunner, TestCase
 from scoring.judges.code import HiddenTestResult
 from scoring.question_bank import CodingQuestion
-from scoring.rubric import rubric_for
+from scoring.rubrics import rubric_for
 
 pytestmark = pytest.mark.timeout(60)
 

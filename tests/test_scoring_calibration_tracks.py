@@ -13,7 +13,7 @@ import pytest
 from protocol.messages import Track
 from scoring.calibration import LEVELS, TRACK_DIRS, heldout_dir, load_calibration_sessions
 from scoring.calibration.agreement import OVERALL, score_calibration
-from scoring.rubric import rubric_for
+from scoring.rubrics import rubric_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from scoring.judges.code import CODE_JUDGE_SIGNALS
-from scoring.rubric import rubric_for
+from scoring.rubrics import rubric_for
 from scoring.scorer import SessionScorer
 from server.judging.claude_judge import (
     DEFAULT_JUDGE_MODEL,

@@ -8,7 +8,7 @@ import pytest
 from scoring.code_runner import RunResult, TestOutcome
 from scoring.evidence import Evidence
 from scoring.judges.code import CODE_JUDGE_SIGNALS, HiddenTestResult, label_hidden, label_run
-from scoring.rubric import rubric_for
+from scoring.rubrics import rubric_for
 from tests.scoring_support import GOOD_TWO_SUM, SessionBuilder
 
 pytestmark = pytest.mark.timeout(20)

@@ -18,7 +18,7 @@ from scoring.evidence import (
     ScoreBook,
     fold_evidence,
 )
-from scoring.rubric import rubric_for
+from scoring.rubrics import rubric_for
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from scoring.evidence import Evidence
+from scoring.judges.coding_signals import is_real_code
 from scoring.judges.complexity import Cost, optimal_time_cost, parse_cost, stated_complexities
-from scoring.judges.heuristic import is_real_code, label_event, label_transcript
+from scoring.judges.heuristic import label_event, label_transcript
 from scoring.question_bank import CodingQuestion
 from tests.scoring_support import BANK, GOOD_TWO_SUM, SessionBuilder, coding_question
 

@@ -10,7 +10,8 @@ import pytest
 from scoring.evidence import Evidence, ScoreBook, fold_evidence
 from scoring.judges.code import HiddenTestResult
 from scoring.report import build_report, overall_band
-from scoring.rubric import BAND_LABELS, rubric_for
+from scoring.rubric import BAND_LABELS
+from scoring.rubrics import rubric_for
 from scoring.scorer import replay
 from tests.scoring_support import GOOD_TWO_SUM, SessionBuilder
 

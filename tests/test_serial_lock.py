@@ -1,10 +1,10 @@
-"""The append path's lock (server/sessions/log.py SerialLock)."""
+"""The append path's lock (server/sessions/serial_lock.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from server.sessions.log import SerialLock
+from server.sessions.serial_lock import SerialLock
 
 
 async def test_one_holder_at_a_time_in_arrival_order() -> None:

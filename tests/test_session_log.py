@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from protocol.messages import CandidateSaid
+from protocol.messages import CandidateSaid, ScoreDelta
+from server.hub.batcher import ScriptBatcher
 from server.hub.keys import session_keys
 from server.hub.lease import Lease, Leases
 from server.sessions.channel import SessionChannel
@@ -36,23 +37,26 @@ class RecordingWriter:
         return future
 
 
-async def test_records_name_the_assigned_seq_when_appends_queue(
-    redis: aioredis.Redis, new_leases: Callable[..., Leases]
-) -> None:
-    prefix = f"t-{uuid.uuid4().hex[:8]}:"
+async def _new_log(
+    redis: aioredis.Redis,
+    leases: Leases,
+    prefix: str,
+    writer: RecordingWriter,
+    *,
+    tick_s: float | None = None,
+) -> SessionLog:
+    """A fresh session's log under a lease of ``leases``, on real Redis."""
     session_id = uuid.uuid4().hex
-    leases = new_leases(prefix, "w1", lease_ms=10_000)
     lease = await leases.acquire(session_id, 0)
     assert lease is not None
     keys = session_keys(prefix, session_id)
-    writer = RecordingWriter()
     history = History(redis, None, prefix)  # type: ignore[arg-type]  # no Postgres read here
     channel = SessionChannel(session_id, history, _no_snapshot)
 
     async def no_reacquire(floor: int) -> Lease | None:
         raise AssertionError("the lease was not lost")
 
-    log = SessionLog(
+    return SessionLog(
         session_id,
         last_seq=lease.seq,
         lease=lease,
@@ -64,7 +68,19 @@ async def test_records_name_the_assigned_seq_when_appends_queue(
         channel=channel,
         stream_maxlen=100,
         ttl_ms=60_000,
+        tick_s=tick_s,
     )
+
+
+async def test_records_name_the_assigned_seq_when_appends_queue(
+    redis: aioredis.Redis, new_leases: Callable[..., Leases]
+) -> None:
+    prefix = f"t-{uuid.uuid4().hex[:8]}:"
+    leases = new_leases(prefix, "w1", lease_ms=10_000)
+    writer = RecordingWriter()
+    log = await _new_log(redis, leases, prefix, writer)
+    session_id = log.session_id
+    keys = session_keys(prefix, session_id)
     predicted: dict[str, int] = {}
 
     async def say(input_id: str, text: str) -> int:
@@ -90,3 +106,29 @@ async def test_records_name_the_assigned_seq_when_appends_queue(
 
 async def _no_snapshot(session_id: str) -> None:
     return None
+
+
+async def test_a_score_delta_rides_another_sessions_pipeline_and_a_candidate_input_goes_at_once(
+    redis: aioredis.Redis, new_leases: Callable[..., Leases]
+) -> None:
+    prefix = f"t-{uuid.uuid4().hex[:8]}:"
+    leases = new_leases(prefix, "w1", lease_ms=10_000)
+    writer = RecordingWriter()
+    scored = await _new_log(redis, leases, prefix, writer, tick_s=5.0)
+    speaking = await _new_log(redis, leases, prefix, writer, tick_s=5.0)
+    batcher = leases.append_script
+    assert isinstance(batcher, ScriptBatcher)
+    score = ScoreDelta(
+        dimension="communication", delta=1.0, score=6.0, reason="clear", evidence=[], seq=0, ts=0
+    )
+    pipelines = batcher.pipelines
+    waiting = asyncio.ensure_future(scored.append(score))
+    await asyncio.sleep(0.2)
+    assert not waiting.done(), "a score delta went alone, at once"
+    assert batcher.pipelines == pipelines
+    said = await speaking.append(CandidateSaid(turn_id="t1", text="hi", seq=0, ts=0))
+    assert said.seq == 1
+    assert (await waiting).seq == 1
+    assert batcher.pipelines == pipelines + 1  # one round trip for both
+    stream = await redis.xrange(session_keys(prefix, scored.session_id).stream)
+    assert stream is not None and len(stream) == 1

@@ -138,7 +138,7 @@ async def test_bad_header_token_is_closed_4001(
 async def test_expired_and_wrongly_signed_tokens_are_closed_4001(
     server: RunningServer, subprotocol: str
 ) -> None:
-    from server.auth import mint_dev_token
+    from server.dev_tokens import mint_dev_token
 
     expired = server.token(ttl_s=-60)
     forged = mint_dev_token("another-secret-" + "y" * 32, "mallory")

@@ -80,7 +80,8 @@ from scoring.question_bank import (
     load_question_bank,
 )
 from scoring.question_bank import Question as BankQuestion
-from scoring.rubric import Track, rubric_for
+from scoring.rubric import Track
+from scoring.rubrics import rubric_for
 from scoring.transcript import RunStatus
 
 __all__ = [

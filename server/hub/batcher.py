@@ -9,8 +9,14 @@ Redis restart (``NOSCRIPT``) are loaded again and the affected calls re-sent onc
 
 The pipeline is written by hand: every ``EVALSHA`` is packed here straight into one RESP
 buffer and the replies are read off a redis-py connection (its parser, hiredis when
-installed) that the batcher keeps for itself: pipelines go one at a time anyway. redis-py's ``Pipeline`` costs about 30 µs of Python per command (argument
-encoding, per-command bookkeeping), which on the owner is paid once per event.
+installed) that the batcher keeps for itself: pipelines go one at a time anyway. redis-py's
+``Pipeline`` costs about 30 µs of Python per command (argument encoding, per-command
+bookkeeping), which on the owner is paid once per event.
+
+A call that can wait (``submit(..., within_s=...)``: the events nobody waits for, such as a
+score delta or a turn's end) does not start a pipeline of its own: it rides in the next
+pipeline that leaves for another call (the process's tick sends every speaking session's
+delta in one), or leaves on its own after ``within_s`` at the latest.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class ScriptBatcher:
         # checkout per pipeline; no redis-py per-write task: see ``_connection``).
         self._wakeup: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._due = False  # a call that cannot wait (or a waiting call's time) came
+        self._later: asyncio.TimerHandle | None = None  # when the waiting calls leave alone
         self._conn: Any = None
         self.pipelines = 0
         self.calls = 0
@@ -51,21 +59,38 @@ class ScriptBatcher:
     async def __call__(self, *, keys: list[Any], args: list[Any]) -> Any:
         return await self.submit(keys=keys, args=args)
 
-    def submit(self, *, keys: list[Any], args: list[Any]) -> asyncio.Future[Any]:
-        """The call, queued for this loop turn's pipeline without waiting: its future resolves
-        as awaiting the batcher would return or raise (for callers that must not wait: the
-        process's tick, ``SessionLog.append_soon``)."""
+    def submit(
+        self, *, keys: list[Any], args: list[Any], within_s: float | None = None
+    ) -> asyncio.Future[Any]:
+        """The call, queued without waiting: its future resolves as awaiting the batcher would
+        return or raise (for callers that must not wait: the process's tick,
+        ``SessionLog.append_soon``). Sent in this loop turn's pipeline; with ``within_s``, in
+        the next pipeline another call starts, or after ``within_s`` seconds at the latest."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((keys, args, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_forever(), name="append-pipeline")
+        if within_s is None:
+            self._wake()
+        elif self._later is None:
+            self._later = loop.call_later(within_s, self._on_later)
+        return future
+
+    def _on_later(self) -> None:
+        self._later = None
+        self._wake()
+
+    def _wake(self) -> None:
+        self._due = True
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
-        return future
 
     async def aclose(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
@@ -80,16 +105,23 @@ class ScriptBatcher:
     async def _flush_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._pending:
+            if not (self._pending and self._due):
                 self._wakeup = loop.create_future()
                 await self._wakeup
                 self._wakeup = None
             # Woken in the loop turn after the first call: every call made in that turn is
-            # here by now and goes in this pipeline.
+            # here by now and goes in this pipeline, with the calls that could wait.
             batch, self._pending = (
                 self._pending[: self.max_batch],
                 self._pending[self.max_batch :],
             )
+            self._due = bool(self._pending)  # what did not fit goes next, whatever it is
+            if self._later is not None:
+                self._later.cancel()
+                self._later = None
+            batch = [call for call in batch if not call[2].done()]  # cancelled: never sent
+            if not batch:
+                continue
             try:
                 await self._send(batch)
             except asyncio.CancelledError:

@@ -142,11 +142,13 @@ class Leases:
                 if isinstance(result, BaseException):
                     raise result
             return [bool(r) for r in renewed]
-        pipe = self.redis.pipeline(transaction=False)
-        for lease in leases:
-            keys = session_keys(self.prefix, lease.session_id)
-            await self._renew(keys=[keys.lease], args=[lease.token, self.lease_ms], client=pipe)
-        return [bool(r) for r in await pipe.execute()]
+        # As a context manager: a renewal cancelled mid-way (a shutdown while Redis does not
+        # answer) still resets the pipeline and gives its connection back.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lease in leases:
+                keys = session_keys(self.prefix, lease.session_id)
+                await self._renew(keys=[keys.lease], args=[lease.token, self.lease_ms], client=pipe)
+            return [bool(r) for r in await pipe.execute()]
 
     async def release(self, lease: Lease) -> None:
         """Hand the session over: other workers may take it at once."""

@@ -38,7 +38,8 @@ import msgspec
 
 from scoring.evidence import Evidence
 from scoring.question_bank import Question
-from scoring.rubric import Rubric, rubric_for
+from scoring.rubric import Rubric
+from scoring.rubrics import rubric_for
 from scoring.transcript import Transcript
 from server.claude_sse import ClaudeStream
 from server.judging.judge_prompt import (

@@ -37,6 +37,9 @@ __all__ = ["SessionAssembly", "SessionConfig"]
 class SessionConfig:
     engine: EngineConfig
     lease_ms: int = 5000
+    #: A client input not applied and durable within this is answered with a retryable
+    #: error (``LiveSession.apply_once``).
+    input_answer_s: float = 5.0
     stream_maxlen: int = 10_000
     history_ttl_ms: int = 6 * 3600 * 1000
     append_audit: bool = False  # a log line per appended event (MENTARA_APPEND_AUDIT)
@@ -101,6 +104,7 @@ class SessionAssembly:
             stream_maxlen=self.config.stream_maxlen,
             ttl_ms=self.config.history_ttl_ms,
             audit=self.config.append_audit,
+            tick_s=self.config.engine.coalesce_window_s,
         )
         session_log.projector.warm(catch_up or [])  # a taken-over turn's start and deltas
         engine = InterviewerEngine(
@@ -125,6 +129,7 @@ class SessionAssembly:
             engine=engine,
             question=question.source,
             broadcast=broadcast,
+            answer_within_s=self.config.input_answer_s,
         )
         holder.append(session)
         scoring = LiveScoring(

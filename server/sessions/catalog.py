@@ -13,7 +13,8 @@ from typing import Any
 
 from protocol.messages import Example, Question
 from scoring.question_bank import QuestionBank, QuestionNotFound, load_question_bank
-from scoring.rubric import Track, rubric_for
+from scoring.rubric import Track
+from scoring.rubrics import rubric_for
 from server.errors import MentaraError, NotFound
 from server.interviewer.engine import InterviewScript
 from server.interviewer.prompt import question_context

@@ -28,28 +28,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import asyncpg
-
 from server import metrics
+from server.db import TRANSIENT_DB_ERRORS
 from server.retry import Backoff, Retrying
 from server.sessions.rows import EndingRow, EventRow, InputRow, SnapshotRow, TurnRow
 from server.sessions.store import SessionStore, WriteBatch
 
 log = logging.getLogger("mentara.writer")
 T = TypeVar("T")
-
-#: Errors that mean "Postgres is not reachable right now": the same batch is retried.
-TRANSIENT_DB_ERRORS = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    # A connection left mid-operation by a server that went away; the pool replaces it.
-    asyncpg.InternalClientError,
-)
 
 
 @dataclass

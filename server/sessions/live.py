@@ -4,6 +4,11 @@ Contract:
 - Client input with an ``id`` is applied at most once per session (PROTOCOL.md §2): a repeat
   (same socket or another, before or after the first was stored) is acked again with the
   original ``seq``; the first is acked only once its event is durable in Postgres.
+- An input (but ``code.run`` and ``session.end``, whose application is a run and a closing
+  turn) whose application (Redis, then Postgres for the ack) takes longer than
+  ``answer_within_s`` is answered with :class:`InputPending` (retryable) while it goes on
+  being applied: the same input sent again (same ``id``) waits for that one application and
+  is acked with its seq. An input is forgotten only when its application failed for good.
 - Code snapshots are versioned from 1; a buffer identical (by sha256) to the latest version is
   not stored again and is acked with that version's event.
 - The session ends at ``deadline_ts`` with ``time_up`` whether or not a socket is attached.
@@ -33,7 +38,7 @@ from protocol.messages import (
     InterviewerInterrupt,
     SessionEnd,
 )
-from server.errors import MentaraError, NotFound
+from server.errors import MentaraError, NotFound, ServiceUnavailable
 from server.hub.lease import Lease
 from server.interviewer.engine import InterviewerEngine
 from server.sessions.event_writer import retry_while_unreachable
@@ -50,6 +55,16 @@ REPORT_TIMEOUT_S = 120.0
 
 class SessionEndedError(MentaraError):
     code = ErrorCode.SESSION_ENDED
+
+
+class InputPending(ServiceUnavailable):
+    """The input is not applied and stored yet (Redis or Postgres is not answering); it goes
+    on being applied, once: send it again with the same ``id`` for its ack."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "not applied yet (a service is not answering); send it again with the same id"
+        )
 
 
 @dataclass
@@ -73,6 +88,7 @@ class LiveSession:
         code: CodeVersion | None = None,
         question: Any = None,
         broadcast: Callable[[Error], None] = lambda error: None,
+        answer_within_s: float = 5.0,
     ) -> None:
         self.row = row
         self.id = row.id
@@ -83,6 +99,7 @@ class LiveSession:
         self.code = code
         self.question = question  # the bank's question: tests and solution stay server-side
         self.broadcast = broadcast
+        self.answer_within_s = answer_within_s
         self.scoring: LiveScoring | None = None
         self.report_done = asyncio.Event()
         self.ended = row.status == "ended"
@@ -107,16 +124,24 @@ class LiveSession:
         self.log.lease = lease
 
     async def apply_once(
-        self, input_id: str | None, apply: Callable[[], Awaitable[LoggedEvent | None]]
+        self,
+        input_id: str | None,
+        apply: Callable[[], Awaitable[LoggedEvent | None]],
+        *,
+        bounded: bool = True,
     ) -> int | None:
         """Apply an input at most once per ``input_id``; return the seq of its event (if any)
-        once it is durable. ``input_id`` None: no idempotency, applied every time."""
+        once it is durable. ``input_id`` None: no idempotency, applied every time.
+
+        ``bounded``: raise :class:`InputPending` after ``answer_within_s`` without an outcome
+        (the application goes on; see the module docstring). Unbounded for ``code.run`` and
+        ``session.end``, whose applications are a run and a closing turn."""
         if input_id is None:
             logged = await apply()
             return await _durable_seq(logged)
         known = self._inputs.get(input_id)
         if known is not None:
-            return await asyncio.shield(known)
+            return await self._outcome(known, bounded)
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._inputs[input_id] = future
         if len(self._inputs) > _INPUT_CACHE:
@@ -129,7 +154,16 @@ class LiveSession:
         task = asyncio.create_task(self._apply_new(input_id, future, apply))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(future)
+        return await self._outcome(future, bounded)
+
+    async def _outcome(self, future: asyncio.Future[int | None], bounded: bool) -> int | None:
+        if not bounded or future.done():
+            return await asyncio.shield(future)
+        done, _ = await asyncio.wait((future,), timeout=self.answer_within_s)
+        if not done:
+            log.warning("input of %s not applied within %ss", self.id, self.answer_within_s)
+            raise InputPending()
+        return future.result()
 
     async def _apply_new(
         self,
@@ -149,9 +183,10 @@ class LiveSession:
             if self._inputs.get(input_id) is future:
                 del self._inputs[input_id]
             if not future.done():
-                future.set_exception(
-                    exc if isinstance(exc, Exception) else RuntimeError("cancelled")
-                )
+                # Cancelled: the session stopped on this worker (dropped, shut down) before
+                # the input's event stood; sent again, it reaches the session's next owner.
+                stopped = ServiceUnavailable("the session moved; send it again with the same id")
+                future.set_exception(exc if isinstance(exc, Exception) else stopped)
                 future.exception()  # retrieved: no "never retrieved" warning
             if not isinstance(exc, Exception):
                 raise
@@ -192,13 +227,13 @@ class LiveSession:
             case CodeUpdate(id=ref, language=language, source=source):
                 return await self.code_update(ref, language, source)
             case CodeRun(id=ref):
-                return await self.apply_once(ref, run_code)
+                return await self.apply_once(ref, run_code, bounded=False)
             case InterviewerInterrupt(id=ref):
                 await self.apply_once(ref if isinstance(ref, str) else None, self._interrupted)
                 return None
             case SessionEnd(id=ref):
                 # Acked once session.ended (and so everything before it) is in Postgres.
-                seq = await self.apply_once(ref, lambda: self.end("candidate_ended"))
+                seq = await self.apply_once(ref, lambda: self.end("candidate_ended"), bounded=False)
                 return seq if seq is not None else self.log.last_seq
         raise MentaraError(f"{type(frame).__name__} is not an input")
 

@@ -17,6 +17,11 @@ Contract of :meth:`SessionLog.append`:
   append may wait behind another (or behind Redis), so a caller must not predict its seq
   from ``last_seq``: the rows that name the event's seq are projected from the event once
   its seq is assigned (:mod:`server.sessions.projector`);
+- an event nobody waits for at once (:data:`TICK_TYPES`: a score delta, a turn's end) does
+  not start a Redis round trip of its own: it rides in the next pipeline another append
+  starts (on a tick, every speaking session's delta), or leaves after ``tick_s`` at the
+  latest; every other event (a turn's start, the candidate's input, which its sender waits
+  to see acked) goes at once;
 - while Redis is unreachable (or a cluster's slot is failing over or moving) the append is retried with backoff (for up to
   ``redis_retry_s``), so a Redis restart pauses a session instead of breaking it. If Redis
   came back without the lease (it lost its data), the lease is taken again with the seq
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
@@ -35,7 +39,7 @@ import msgspec
 import redis.exceptions as redis_errors
 
 from protocol.codec import JSON
-from protocol.messages import SessionEvent
+from protocol.messages import InterviewerTurnEnd, ScoreDelta, SessionEvent
 from protocol.storable import storable_value
 from server.hub.lease import Lease
 from server.hub.redis_client import TRANSIENT_ERRORS
@@ -45,6 +49,7 @@ from server.sessions.logged_event import LoggedEvent as LoggedEvent
 from server.sessions.logged_event import now_ms as now_ms
 from server.sessions.logged_event import with_stamp, without_stamp
 from server.sessions.projector import SessionProjector
+from server.sessions.serial_lock import SerialLock
 
 
 class LocalFanout(Protocol):
@@ -62,63 +67,12 @@ audit_log = logging.getLogger("mentara.audit")
 
 #: Event types whose commit nobody awaits (EventWriter ``urgent=False``).
 _LAZY_TYPES = frozenset({"interviewer.delta", "score.delta"})
+#: Events whose Redis step may wait for the next tick's pipeline (up to ``tick_s``).
+TICK_TYPES = (ScoreDelta, InterviewerTurnEnd)
 
 
 class LeaseLost(Exception):
     """Another worker owns the session now; this one must stop appending."""
-
-
-class SerialLock:
-    """A FIFO async lock whose uncontended acquire is a flag flip.
-
-    ``asyncio.Lock`` scans its waiters on every acquire once it has ever been contended; the
-    append path takes this lock once per event. Contract: one holder at a time, waiters served
-    in arrival order, ownership handed straight to the next waiter on release, and a waiter
-    cancelled while the lock is handed to it passes it on.
-    """
-
-    __slots__ = ("_busy", "_waiters")
-
-    def __init__(self) -> None:
-        self._busy = False
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    def locked(self) -> bool:
-        return self._busy
-
-    def try_acquire(self) -> bool:
-        """Take the lock if it is free (True), without waiting; :meth:`release` gives it back."""
-        if self._busy:
-            return False
-        self._busy = True
-        return True
-
-    def release(self) -> None:
-        self._release()
-
-    async def __aenter__(self) -> None:
-        if not self._busy:
-            self._busy = True
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._release()  # it was handed to us as we were cancelled: pass it on
-            raise
-
-    async def __aexit__(self, *_: object) -> None:
-        self._release()
-
-    def _release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._busy = False
 
 
 REDIS_BACKOFF = Backoff(base_s=0.05, max_s=1.0)
@@ -160,6 +114,7 @@ class SessionLog:
         ttl_ms: int,
         redis_retry_s: float = 30.0,
         audit: bool = False,
+        tick_s: float | None = None,
     ) -> None:
         self.session_id = session_id
         self.last_seq = last_seq
@@ -178,6 +133,9 @@ class SessionLog:
         self.ttl_ms = ttl_ms
         self.redis_retry_s = redis_retry_s
         self.audit = audit
+        #: How long a :data:`TICK_TYPES` event may wait for another append's pipeline (the
+        #: coalescing window); None: every event goes at once.
+        self.tick_s = tick_s
         self.lost = False
         self._lock = SerialLock()
         self._tasks: set[asyncio.Task[None]] = set()  # append_soon's slow paths
@@ -206,7 +164,8 @@ class SessionLog:
                 raise LeaseLost(self.session_id)
             event, body = self._storable(event)
             ts = now_ms()
-            seq = await self._append_in_redis(ts, body, input_id or "")
+            within_s = self.tick_s if isinstance(event, TICK_TYPES) else None
+            seq = await self._append_in_redis(ts, body, input_id or "", within_s)
             logged, extra, urgent = self._deliver(event, body, seq, ts, input_id)
             durable = logged.durable = await self.writer.submit(extra, urgent=urgent)
             durable.add_done_callback(logged.forget_durable)
@@ -368,16 +327,26 @@ class SessionLog:
             self.last_seq,
         ]
 
-    async def _append_in_redis(self, ts: int, body: bytes, input_id: str) -> int:
+    async def _append_in_redis(
+        self, ts: int, body: bytes, input_id: str, within_s: float | None = None
+    ) -> int:
+        """The Redis step, retried; ``within_s``: the first attempt may wait that long for
+        another append's pipeline (with a batcher that can; retries go at once)."""
         retrying: Retrying | None = None  # made on the first failure: nothing per append
+        submit = getattr(self.append_script, "submit", None) if within_s is not None else None
         while True:
             token_used = self.token
+            args = self._script_args(token_used, ts, body, input_id)
             try:
-                seq = await self.append_script(
-                    keys=self.keys, args=self._script_args(token_used, ts, body, input_id)
-                )
-                self._audit(int(seq), token_used)  # type: ignore[call-overload]
-                return int(seq)  # type: ignore[call-overload,no-any-return]
+                answer: object
+                if submit is not None:
+                    call, submit = submit(keys=self.keys, args=args, within_s=within_s), None
+                    answer = await call
+                else:
+                    answer = await self.append_script(keys=self.keys, args=args)
+                seq: int = int(answer)  # type: ignore[call-overload]
+                self._audit(seq, token_used)
+                return seq
             except TRANSIENT_ERRORS as exc:
                 retrying = await _wait_to_retry(retrying, self.redis_retry_s, exc)
             except redis_errors.ResponseError as exc:

@@ -2,7 +2,8 @@
 
 Any worker serves any socket of any session (no sticky load balancing):
 - ``session.start`` creates the session and takes its lease: this worker becomes its owner,
-  the one place its interviewer engine runs and its events are appended;
+  the one place its interviewer engine runs and its events are appended
+  (:mod:`server.sessions.starts`);
 - ``session.resume`` (the owner's devices) and ``watch`` (admins, read-only) attach the socket
   to the session's local channel (subscribed on Redis while it has sockets here), replay, then
   go live;
@@ -29,13 +30,9 @@ from protocol.messages import (
     CodeRun,
     CodeUpdate,
     InterviewerInterrupt,
-    Limits,
-    PhaseChanged,
-    Rubric,
     SessionEnd,
     SessionResume,
     SessionStart,
-    SessionStarted,
     Snapshot,
     Watch,
 )
@@ -47,7 +44,6 @@ from server.hub.pubsub import PubSubHub
 from server.hub.redis_client import RedisClient
 from server.hub.rpc import InputRouter, OwnerUnreachable
 from server.hub.sharded_pubsub import ShardedPubSubHub
-from server.interviewer.engine import phase_deadline
 from server.interviewer.provider import LLMProvider
 from server.sessions.assembly import SessionAssembly, SessionConfig
 from server.sessions.catalog import Catalog
@@ -58,9 +54,10 @@ from server.sessions.event_writer import EventWriter
 from server.sessions.history import History
 from server.sessions.live import LiveSession
 from server.sessions.local_channels import LocalChannels
-from server.sessions.log import LeaseLost, now_ms
+from server.sessions.log import LeaseLost
 from server.sessions.ownership import Ownership
 from server.sessions.snapshots import build_snapshot
+from server.sessions.starts import SessionStarts
 from server.sessions.store import SessionRow, SessionStore
 from server.sessions.user_limits import UserLimits
 
@@ -84,8 +81,8 @@ class SessionManager:
 
     It routes frames and nothing else: which sockets are on which session is
     :class:`LocalChannels`' (with the pub/sub subscriptions), which sessions this worker owns,
-    their leases and take-overs are :class:`Ownership`'s, and building a live session is
-    :class:`SessionAssembly`'s. Guarantees: an input is applied once, by the session's owner
+    their leases and take-overs are :class:`Ownership`'s, building a live session is
+    :class:`SessionAssembly`'s, and ``session.start`` is :class:`SessionStarts`'. Guarantees: an input is applied once, by the session's owner
     (forwarded to it, or taken over when it is gone), and acked with its seq once durable; a
     socket is on at most one session; another user's session is never confirmed to exist.
     """
@@ -118,9 +115,6 @@ class SessionManager:
         self.judge = judge  # the Claude judge when configured; None: the offline heuristics
         self.summary_writer = summary_writer
         self.limits = limits  # per-user live sessions and starts, across workers
-        self.quota = quota  # interviews per plan and period (None: no quota)
-        # Raises Unauthorized when the socket's token predates its user's erasure.
-        self.token_revoked = token_revoked
         self.worker_id = uuid.uuid4().hex[:12]
         self.leases = Leases(
             redis,
@@ -178,6 +172,18 @@ class SessionManager:
         )
         # DELETE /v1/me: ends and closes erased sessions on this worker.
         self.eraser = SessionEraser(redis, prefix, self.worker_id, self.ownership, self.local)
+        self.starts = SessionStarts(
+            store=store,
+            catalog=catalog,
+            config=config,
+            ownership=self.ownership,
+            local=self.local,
+            attach=self._attach,
+            spawn=self._spawn,
+            limits=limits,
+            quota=quota,  # interviews per plan and period (None: no quota)
+            token_revoked=token_revoked,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -215,7 +221,7 @@ class SessionManager:
     async def handle(self, sock: ClientSocket, frame: ClientFrame) -> None:
         match frame:
             case SessionStart():
-                await self._start(sock, frame)
+                await self.starts.start(sock, frame)
             case SessionResume(session_id=session_id, last_seq=last_seq):
                 row = await self._row(session_id)
                 if row.user_id != sock.user_id:
@@ -253,95 +259,7 @@ class SessionManager:
     async def detach(self, sock: ClientSocket) -> None:
         await self.local.detach(sock)
 
-    # -- start, attach ---------------------------------------------------------------------
-
-    async def _start(self, sock: ClientSocket, frame: SessionStart) -> None:
-        if sock.endpoint is Endpoint.ADMIN:
-            raise Forbidden("the admin socket is read-only")
-        question = self.catalog.pick(
-            frame.track, frame.question_id if isinstance(frame.question_id, str) else None
-        )
-        language = frame.language if isinstance(frame.language, str) else None
-        if language is None and frame.track == "coding":
-            language = "python"
-        if self.token_revoked is not None:
-            await self.token_revoked(sock)
-        started = now_ms()
-        duration_s = self.config.engine.duration_s
-        session_id = uuid.uuid4().hex
-        deadline_ts = started + duration_s * 1000
-        if self.limits is not None:
-            try:
-                await self.limits.admit_start(sock.user_id, session_id, deadline_ts)
-            except MentaraError:
-                # A repeated start re-attaches to its session, at the limit too.
-                existing = await self.store.started_session(sock.user_id, frame.id)
-                if existing is None:
-                    raise
-                await self._attach(sock, existing, 0)
-                sock.ack(frame.id, 1)
-                return
-        try:
-            row, created = await self.store.create_session(
-                session_id=session_id,
-                user_id=sock.user_id,
-                track=frame.track,
-                language=language,
-                question_id=question.id,
-                start_input_id=frame.id,
-                deadline_ts=deadline_ts,
-                admit=self._admit(sock.user_id),
-            )
-        except BaseException:
-            self._spawn(self._not_live(sock.user_id, session_id))
-            raise
-        if not created:
-            self._spawn(self._not_live(sock.user_id, session_id))
-            await self._attach(sock, row, 0)
-            sock.ack(frame.id, 1)
-            return
-        session = await self.ownership.own_new(row, started_at_ms=started)
-        await self.local.attach_owner(sock, row.id)  # the owner needs no subscription
-        rubric = self.catalog.rubric(frame.track)
-        first = await session.log.append(
-            SessionStarted(
-                session_id=row.id,
-                track=frame.track,
-                language=language or "",
-                question=question.public,
-                rubric=Rubric(dimensions=list(rubric.dimensions), scale=list(rubric.scale)),
-                limits=Limits(duration_s=duration_s),
-                seq=0,
-                ts=0,
-            )
-        )
-        await session.log.append(
-            PhaseChanged(
-                name="intro", deadline_ts=phase_deadline(started, duration_s, "intro"), seq=0, ts=0
-            )
-        )
-        if first.durable is not None:
-            await first.durable
-        sock.ack(frame.id, first.seq)
-        session.arm_deadline()
-        session.engine.start(introduce=True)
-
-    def _admit(self, user_id: str) -> Callable[[Any], Awaitable[None]] | None:
-        """The quota's check-and-count, run where the session row is created (atomic)."""
-        quota = self.quota
-        if quota is None:
-            return None
-
-        async def admit(conn: Any) -> None:
-            await quota.admit(conn, user_id)
-
-        return admit
-
-    async def _not_live(self, user_id: str, session_id: str) -> None:
-        """The session no longer counts against its user's live sessions."""
-        if self.limits is not None:
-            await self.limits.session_over(user_id, session_id)
-
+    # -- attach ----------------------------------------------------------------------------
     async def _row(self, session_id: str) -> SessionRow:
         row = await self.store.get_session(session_id)
         if row is None:

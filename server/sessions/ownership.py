@@ -10,9 +10,10 @@ sessions and guarantees:
   the session is dropped here (its appends would be refused by the fence anyway);
 - **take-over without a gap**: a session with sockets here and no live owner is taken over
   once its lease is released, or absent for a whole lease period (the owner may be re-taking
-  it after a Redis restart); the rebuild backfills Postgres with what the dead owner had not
-  flushed, replays the state, ends a cut turn with ``stop_reason: error``; concurrent
-  take-overs of one session share one attempt;
+  it after a Redis restart); the rebuild (:mod:`server.sessions.takeover`) holds the lease
+  throughout (the keeper renews it), needs a history that reaches the lease's seq, backfills
+  Postgres with what the dead owner had not flushed, replays the state; a cut turn is ended
+  with ``stop_reason: error``; concurrent take-overs of one session share one attempt;
 - **reports**: an ended session whose report is done is handed back (lease released); a
   report left unwritten by a dead owner is written by :meth:`recover_report`.
 """
@@ -20,6 +21,7 @@ sessions and guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -34,9 +36,9 @@ from server.sessions.history import History
 from server.sessions.live import LiveSession, SessionEndedError
 from server.sessions.local_channels import LocalChannels
 from server.sessions.logged_event import now_ms
-from server.sessions.projector import backfill_records
-from server.sessions.recovery import RecoveredState, recover_state
+from server.sessions.opening import OPENING_SEQ, open_session, started_at_ms
 from server.sessions.store import SessionRow, SessionStore
+from server.sessions.takeover import Rebuilds
 
 __all__ = ["Ownership"]
 
@@ -75,6 +77,18 @@ class Ownership:
         self._spawn = spawn
         self._takeovers: dict[str, asyncio.Future[LiveSession | None]] = {}
         self._orphaned: dict[str, float] = {}  # session -> when we first saw it without a lease
+        # Take-overs in progress: their leases are renewed by the keeper too.
+        self.rebuilds = Rebuilds(
+            redis=redis,
+            prefix=prefix,
+            leases=leases,
+            store=store,
+            writer=writer,
+            history=history,
+            channels=channels,
+            assembly=assembly,
+            lease_ms=lease_ms,
+        )
         self._keeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -124,13 +138,26 @@ class Ownership:
         self.owned[row.id] = session
         return session
 
+    async def abandon_new(self, session: LiveSession) -> None:
+        """A session just owned whose start failed before its opening was durable (Redis or
+        Postgres failed under it, or the start was cancelled): owned here no more, its lease
+        released if Redis answers (else it expires). The start sent again, here or elsewhere,
+        attaches, and a take-over completes the opening (:mod:`server.sessions.opening`)."""
+        await self.drop(session.id)  # its socket has left: nothing stays to sync
+        if session.lease is not None:
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                await self.leases.release(session.lease)
+
     async def ensure_owner(self, session_id: str) -> None:
         """Take the session over if it has no live owner (see the module docstring)."""
         if session_id in self.owned:
             return
         holder = await self.leases.holder(session_id)
         if self.may_take_over(session_id, holder):
-            await self.take_over(session_id)
+            try:
+                await self.take_over(session_id)
+            except ServiceUnavailable as exc:  # not yet: tried again by the keeper
+                log.info("not taking %s over now: %s", session_id, exc.message)
 
     def may_take_over(self, session_id: str, holder: str | None) -> bool:
         """A released session may be taken at once. A session with no lease at all may only
@@ -170,7 +197,7 @@ class Ownership:
         row = await self._row(session_id)
         if row.status == "ended":
             raise SessionEndedError("this session has ended")
-        taken = await self._take_and_rebuild(row)
+        taken = await self.rebuilds.take(row)
         if taken is None:
             return None
         session, state = taken
@@ -188,57 +215,21 @@ class Ownership:
         )
         if state.open_turn is not None:
             await state.close_open_turn(session.log)
-        session.engine.start(introduce=False)
+        if session.log.last_seq < OPENING_SEQ:
+            # Its start did not finish its opening (server.sessions.opening).
+            duration_s = self.assembly.config.engine.duration_s
+            started = started_at_ms(row.deadline_ts, row.created_at_ms, duration_s)
+            await open_session(
+                session, self.assembly.catalog, started_ms=started, duration_s=duration_s
+            )
+            log.warning("completed the opening of %s, whose start had failed", session_id)
+        # A log that ends at the opening has not been introduced yet.
+        session.engine.start(introduce=session.log.last_seq == OPENING_SEQ)
         if row.deadline_ts is not None and row.deadline_ts <= now_ms():
             session.spawn(session.end("time_up"))
         else:
             session.arm_deadline()
         return session
-
-    async def _take_and_rebuild(self, row: SessionRow) -> tuple[LiveSession, RecoveredState] | None:
-        """Take the session's lease and rebuild it as this worker's own (not yet in
-        ``owned``); None when another worker holds the lease.
-
-        What the previous owner logged in Redis but Postgres lacks is backfilled, with the
-        input ids its appends recorded in Redis (they reach Postgres only with the
-        write-behind: a dead owner's last inputs may be known only there); the session's
-        state is replayed from history, and its channel goes live after the lease's seq."""
-        session_id = row.id
-        floor = await self.store.last_seq(session_id)
-        lease = await self.leases.acquire(session_id, floor)
-        if lease is None:
-            return None
-        events = [e for e in await self.history.read(session_id, 0) or [] if e.seq <= lease.seq]
-        raw_inputs = await self.redis.hgetall(session_keys(self.prefix, session_id).inputs)
-        redis_inputs = {
-            _text(input_id): int(seq)
-            for input_id, seq in raw_inputs.items()
-            if int(seq) <= lease.seq
-        }
-        if any(e.seq > floor for e in events):
-            await self.writer.submit(
-                backfill_records(session_id, events, after=floor, inputs=redis_inputs)
-            )
-        state = recover_state(session_id, events)
-        channel = self.channels.channel(session_id)
-        if not channel.attachments:
-            channel.set_head(lease.seq)
-        session = self.assembly.live(
-            row,
-            lease,
-            started_at_ms=row.created_at_ms,
-            catch_up=events,
-            transcript=state.transcript,
-            phase=state.phase,
-            turns_spoken=state.turns_spoken,
-        )
-        session.candidate_turns = state.candidate_turns
-        session.code = state.code
-        applied = await self.store.applied_inputs(session_id)
-        for input_id, seq in sorted(redis_inputs.items(), key=lambda item: item[1]):
-            applied.setdefault(input_id, seq)
-        session.remember_inputs(applied)
-        return session, state
 
     async def recover_report(self, session_id: str) -> bool:
         """Write the report of an ended session left without one (its owner died or shut down
@@ -254,7 +245,7 @@ class Ownership:
         row = await self._row(session_id)
         if row.status != "ended":
             return False
-        taken = await self._take_and_rebuild(row)
+        taken = await self.rebuilds.take(row)
         if taken is None:
             return False
         session, _ = taken
@@ -302,8 +293,11 @@ class Ownership:
         not renewed for ``lease_ms`` is lost). The rest (a lease not renewed, sessions done,
         sockets whose session has no owner here) runs in tasks of its own."""
         owned = [(s, s.lease) for s in self.owned.values() if s.lease is not None]
-        renewed = await self.leases.renew([lease for _, lease in owned if lease is not None])
-        for (session, lease_used), ok in zip(owned, renewed, strict=True):
+        rebuilding = self.rebuilds.renewing()  # take-overs still rebuilding hold theirs too
+        renewed = await self.leases.renew([lease for _, lease in owned] + rebuilding)
+        for lease, ok in zip(rebuilding, renewed[len(owned) :], strict=True):
+            self.rebuilds.renewed(lease, ok)
+        for (session, lease_used), ok in zip(owned, renewed[: len(owned)], strict=True):
             if ok or session.lease is not lease_used or session.id not in self.owned:
                 continue  # renewed, or re-taken by an append meanwhile
             self._spawn(self._retake_or_drop(session))
