@@ -13,6 +13,9 @@ What differs in cluster mode, and where:
 - appends are pipelined per node (:mod:`server.hub.cluster_batcher`).
 One Redis keeps classic ``PUBLISH``/``SUBSCRIBE`` (the embedded Redis 6.2 has no sharded
 pub/sub).
+
+Importing this module installs :mod:`server.hub.cancel_safe`'s ``wait_for`` (redis-py's
+sends go through ``asyncio.wait_for``, which on Python 3.11 can lose a cancellation).
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from urllib.parse import unquote, urlsplit
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+from server.hub import cancel_safe
+
+cancel_safe.install()
 
 __all__ = [
     "CLUSTER_SCHEMES",
