@@ -5,7 +5,8 @@ server's link to Postgres or Redis.
   free loopback port, without persistence: :meth:`~RedisProcess.kill` then
   :meth:`~RedisProcess.start` is a Redis restart that loses every key;
   :meth:`~RedisProcess.pause` / :meth:`~RedisProcess.wake` freeze it (``SIGSTOP`` /
-  ``SIGCONT``): connections stay open and nothing answers.
+  ``SIGCONT``): connections stay open and nothing answers. The fixture ``own_redis``
+  (:func:`own_redis_fixture`) gives a test one, killed at its end.
 - :class:`LinkProxy` is a TCP proxy on 127.0.0.1:0 in front of a Postgres or Redis URL (TCP,
   or a Postgres unix socket): the server's link to it. :meth:`~LinkProxy.hold` stops every
   byte both ways (a link that went silent; new connections are accepted and held too),
@@ -22,8 +23,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
 
 from tests.tcp_relay import Reader, TcpRelay, Writer
 
@@ -108,6 +112,17 @@ class RedisProcess:
     def wake(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture(name="own_redis")
+def own_redis_fixture(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A started :class:`RedisProcess` of the test's own, killed at the test's end."""
+    redis = RedisProcess(tmp_path / "redis")
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.kill()
 
 
 class LinkProxy(TcpRelay):

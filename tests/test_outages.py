@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -42,20 +41,10 @@ from tests.interview_support import (
     stored_turns,
     turn_ended,
 )
-from tests.outage_support import LinkProxy, RedisProcess
+from tests.outage_support import LinkProxy, RedisProcess, own_redis_fixture  # noqa: F401 (a fixture)
 from tests.support import running_server
 
 pytestmark = pytest.mark.outage
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    redis = RedisProcess(tmp_path / "redis")
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.kill()
 
 
 def replied(ref: str) -> Callable[[ServerFrame], bool]:
