@@ -23,7 +23,6 @@ socket in the run folder, a channel no fault touches. Every process is started t
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import signal
@@ -37,6 +36,7 @@ from typing import Any
 import redis
 from redis.crc import key_slot
 
+from chaos.cluster_forming import cluster_info, cluster_ok, form_cluster, synced_replica
 from chaos.netns import Network
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
 
 TOPOLOGIES = ("cluster", "single")
 NODE_TIMEOUT_MS = 2000
-SLOTS = 16384
 _READY_S = 30.0
 _FAILOVER_S = 30.0
 _REJOIN_S = 45.0
@@ -233,24 +232,17 @@ class ClusterRedis(RedisNodes):
         super().start()
         nodes = list(self.nodes.values())
         masters = [n for n in nodes if n.name.endswith("a")]
-        for node in nodes:
-            node.node_id = str(node.command("CLUSTER", "MYID"))
-        for node in nodes[1:]:
-            nodes[0].command("CLUSTER", "MEET", node.ip, node.port)
-        _wait(lambda: all(_cluster_info(n)["cluster_known_nodes"] == str(len(nodes))
-                          for n in nodes), _READY_S, "every node to know every other")  # fmt: skip
-        per = SLOTS // len(masters)
-        for index, node in enumerate(masters):
-            end = SLOTS - 1 if index == len(masters) - 1 else (index + 1) * per - 1
-            node.command("CLUSTER", "ADDSLOTSRANGE", index * per, end)
-        _wait(self._all_ok, _READY_S, "cluster_state:ok")
-        for index, master in enumerate(masters):
-            replica = self.nodes[f"{self.hosts[(index + 1) % len(self.hosts)]}b"]
-            _wait(functools.partial(_replicate, replica, master), _READY_S,
-                  f"{replica.name} to replicate {master.name}")  # fmt: skip
-        replicas = [n for n in nodes if n not in masters]
-        _wait(lambda: all(map(_synced_replica, replicas)) and self._all_ok(), _READY_S,
-              "replicas in sync")  # fmt: skip
+        replicas = [
+            (self.nodes[f"{self.hosts[(index + 1) % len(self.hosts)]}b"], master)
+            for index, master in enumerate(masters)
+        ]
+        form_cluster(
+            nodes,
+            masters,
+            replicas,
+            meet=lambda node: (node.ip, node.port),
+            wait=lambda check, what: _wait(check, _READY_S, what),
+        )
 
     def victim(self, session_ids: Iterable[str]) -> str:
         """The master serving the most of ``session_ids`` among those with a replica in sync
@@ -277,7 +269,7 @@ class ClusterRedis(RedisNodes):
             for other in self.nodes.values():
                 if not other.alive:
                     continue
-                if _cluster_info(other)["cluster_state"] != "ok":
+                if cluster_info(other)["cluster_state"] != "ok":
                     return False
                 slots = other.command("CLUSTER", "SLOTS")
                 if any(str(entry[2][2]) == node.node_id for entry in slots):
@@ -286,34 +278,14 @@ class ClusterRedis(RedisNodes):
 
         _wait(promoted, _FAILOVER_S, f"a replica of {name} to be promoted")
         super().recover(name)
-        _wait(lambda: _synced_replica(node) and self._all_ok(), _REJOIN_S,
+        _wait(lambda: synced_replica(node) and self._all_ok(), _REJOIN_S,
               f"{name} to rejoin as a replica in sync; see {node.log}")  # fmt: skip
 
     def _any_alive(self) -> Node:
         return next(n for n in self.nodes.values() if n.alive)
 
     def _all_ok(self) -> bool:
-        return all(
-            _cluster_info(n)["cluster_state"] == "ok" for n in self.nodes.values() if n.alive
-        )
-
-
-def _cluster_info(node: Node) -> dict[str, str]:
-    text = str(node.command("CLUSTER", "INFO"))
-    return dict(line.split(":", 1) for line in text.split() if ":" in line)
-
-
-def _replicate(node: Node, master: Node) -> bool:
-    try:
-        node.command("CLUSTER", "REPLICATE", master.node_id)
-    except redis.ResponseError:
-        return False  # the master is not known to it as a master yet
-    return True
-
-
-def _synced_replica(node: Node) -> bool:
-    info = node.info("replication")
-    return bool(info["role"] == "slave" and info.get("master_link_status") == "up")
+        return cluster_ok([n for n in self.nodes.values() if n.alive])
 
 
 def _has_synced_replica(master: Node) -> bool:

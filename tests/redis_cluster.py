@@ -27,7 +27,7 @@ from pathlib import Path
 
 import redis
 
-SLOTS = 16384
+from chaos.cluster_forming import form_cluster
 
 
 class ClusterStartError(RuntimeError):
@@ -303,52 +303,17 @@ def start_cluster(
         deadline = time.monotonic() + timeout_s
         for node in nodes:
             _wait(lambda n=node: n.command("PING") in (True, "PONG"), deadline, f"{node.address}")
-            node.node_id = str(node.command("CLUSTER", "MYID"))
-        first = nodes[0]
-        for node in nodes[1:]:
-            first.command("CLUSTER", "MEET", node.host, node.port, node.bus_port)
-        _wait(
-            lambda: all(
-                str(n.command("CLUSTER", "INFO")).count(f"cluster_known_nodes:{count}") == 1
-                for n in nodes
-            ),
-            deadline,
-            "every node to know every other",
+        form_cluster(
+            nodes,
+            nodes[:masters],
+            [(node, nodes[index % masters]) for index, node in enumerate(nodes[masters:])],
+            meet=lambda node: (node.host, node.port, node.bus_port),
+            wait=lambda check, what: _wait(check, deadline, what),
         )
-        per = SLOTS // masters
-        for index, node in enumerate(nodes[:masters]):
-            start = index * per
-            end = SLOTS - 1 if index == masters - 1 else start + per - 1
-            node.command("CLUSTER", "ADDSLOTSRANGE", start, end)
-        _wait(lambda: handle._all_ok(), deadline, "cluster_state:ok")
-        for index, node in enumerate(nodes[masters:]):
-            master = nodes[index % masters]
-            _wait(
-                lambda n=node, m=master: _replicate(n, m),
-                deadline,
-                f"{node.address} to replicate {master.address}",
-            )
-        _wait(
-            lambda: all(
-                str(handle.info(n, "replication").get("master_link_status")) == "up"
-                for n in nodes[masters:]
-            ),
-            deadline,
-            "replicas in sync",
-        )
-        _wait(lambda: handle._all_ok(), deadline, "cluster_state:ok with replicas")
     except BaseException:
         handle.stop()
         raise
     return handle
-
-
-def _replicate(node: ClusterNode, master: ClusterNode) -> bool:
-    try:
-        node.command("CLUSTER", "REPLICATE", master.node_id)
-    except redis.ResponseError:
-        return False  # the master is not known to it as a master yet
-    return True
 
 
 def _wait(check: object, deadline: float, what: str) -> None:
